@@ -1,0 +1,1 @@
+"""Image files in and out: decoding with clear errors, atomic writes."""

@@ -1,0 +1,156 @@
+"""Reading and writing images with errors that name the file and the problem.
+
+Every reader returns float32 HWC arrays in [0, 1]; the channel count (1, 3 or
+4) and bit depth (8 or 16) of the source are kept so writers can round-trip
+them.
+"""
+
+import dataclasses
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from sr_keras.io.atomic import atomic_output_path
+
+SUPPORTED_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# Beyond this many pixels we refuse to decode (decompression bombs); ~ 16k x 16k.
+DEFAULT_MAX_PIXELS = 16384 * 16384
+
+
+class ImageReadError(ValueError):
+    """An input image that cannot be used; the message names the file and the problem."""
+
+
+@dataclasses.dataclass
+class ImageData:
+    pixels: np.ndarray  # (H, W, C) float32 in [0, 1], C in (1, 3, 4)
+    bit_depth: int  # 8 or 16
+    path: str = ""
+
+    @property
+    def has_alpha(self):
+        return self.pixels.shape[-1] in (2, 4)
+
+    @property
+    def rgb(self):
+        """The colour channels as RGB (grey is replicated), without alpha."""
+        c = self.pixels.shape[-1]
+        colour = self.pixels[..., :1] if c in (1, 2) else self.pixels[..., :3]
+        return np.repeat(colour, 3, axis=-1) if colour.shape[-1] == 1 else colour
+
+    @property
+    def alpha(self):
+        return self.pixels[..., -1:] if self.has_alpha else None
+
+
+def _convert(image, path):
+    """PIL image -> (float array, bit depth), normalising the many PIL modes."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        if mode == "I" and array.max(initial=0) > 65535:
+            raise ImageReadError(f"{path}: 32-bit integer images are not supported")
+        return (array / 65535.0)[..., None].astype("float32"), 16
+    if mode == "1" or mode == "L":
+        return (np.asarray(image.convert("L"), dtype=np.float32) / 255.0)[..., None], 8
+    if mode == "LA" or mode == "La":
+        return np.asarray(image.convert("LA"), dtype=np.float32) / 255.0, 8
+    if mode in ("P", "PA"):
+        converted = image.convert("RGBA" if "transparency" in image.info or mode == "PA" else "RGB")
+        return np.asarray(converted, dtype=np.float32) / 255.0, 8
+    if mode in ("RGB", "CMYK", "YCbCr"):
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0, 8
+    if mode in ("RGBA", "RGBa"):
+        return np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0, 8
+    raise ImageReadError(f"{path}: unsupported image mode {mode!r} (supported: grey, RGB, RGBA, palette, 16-bit grey)")
+
+
+def _read_16bit_png_rgb(path):
+    """PIL reads 16-bit RGB(A) PNGs as 8-bit; decode those through TensorFlow to keep the precision."""
+    import tensorflow as tf
+
+    data = tf.io.read_file(path)
+    array = tf.io.decode_png(data, dtype=tf.uint16).numpy()
+    return array.astype("float32") / 65535.0
+
+
+def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
+    """Decode `path` into an `ImageData`, honouring EXIF orientation.
+
+    Raises `ImageReadError` (naming the file) for missing, empty, truncated,
+    undecodable, oversized or unsupported images.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ImageReadError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width == 0 or height == 0:
+                    raise ImageReadError(f"{path}: image has zero size ({width}x{height})")
+                if width * height > max_pixels:
+                    raise ImageReadError(
+                        f"{path}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
+                        f"{max_pixels:,} (possible decompression bomb)"
+                    )
+                is_16bit_colour = image.format == "PNG" and image.mode in ("RGB", "RGBA") and \
+                    image.info.get("bitdepth", 8) == 16
+                image.load()
+                orientation = image.getexif().get(0x0112, 1)
+                image = ImageOps.exif_transpose(image)
+                pixels, depth = _convert(image, path)
+    except ImageReadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageReadError(f"{path}: refused as a possible decompression bomb ({error})") from error
+    except UnidentifiedImageError as error:
+        raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageReadError(f"{path}: cannot decode image: {error}") from error
+    if is_16bit_colour or _png_is_16bit_colour(path):
+        pixels = _read_16bit_png_rgb(path)
+        if orientation != 1:
+            pixels = _apply_orientation(pixels, orientation)
+        depth = 16
+    return ImageData(pixels=pixels, bit_depth=depth, path=path)
+
+
+def _png_is_16bit_colour(path):
+    """True for a PNG whose IHDR says 16-bit RGB or RGBA (colour types 2 and 6)."""
+    with open(path, "rb") as f:
+        header = f.read(26)
+    return header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) == 26 and header[24] == 16 and header[25] in (2, 6)
+
+
+def _apply_orientation(pixels, orientation):
+    ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+           7: lambda a: np.rot90(a, 1)[::-1], 8: lambda a: np.rot90(a, 1)}
+    return np.ascontiguousarray(ops.get(orientation, lambda a: a)(pixels))
+
+
+def write_png(path, pixels, bit_depth=8):
+    """Write (H, W, C) floats in [0, 1] as an 8- or 16-bit PNG, atomically."""
+    pixels = np.clip(np.asarray(pixels, dtype=np.float64), 0.0, 1.0)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    channels = pixels.shape[-1]
+    if bit_depth == 16:
+        import tensorflow as tf
+
+        data = tf.io.encode_png(np.round(pixels * 65535.0).astype(np.uint16)).numpy()
+        with atomic_output_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(data)
+        return
+    array = np.round(pixels * 255.0).astype(np.uint8)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
+    image = Image.fromarray(array[..., 0] if channels == 1 else array, mode=mode)
+    with atomic_output_path(path) as tmp:
+        image.save(tmp, format="PNG")

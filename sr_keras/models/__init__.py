@@ -1,0 +1,5 @@
+"""Networks: the MGBP generator, the multi-scale discriminator and the GAN that trains them."""
+
+from sr_keras.models.generator import MGBPGenerator
+
+__all__ = ["MGBPGenerator"]

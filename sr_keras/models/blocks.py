@@ -1,0 +1,323 @@
+"""Building blocks of the multigrid back-projection (MGBP) generator.
+
+The layers mirror the published G-MGBP modules one for one, so that the
+authors' weights map onto ours by name (see `sr_keras.pirm_import`). They use
+raw `tf.nn` convolutions because the published network needs paddings and
+transposed-conv alignments that `keras.layers.Conv2D` cannot express.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+_PACKAGE = "sr_keras"
+
+
+def _he_normal(seed=None):
+    return keras.initializers.HeNormal(seed=seed)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class BiasReLU(keras.layers.Layer):
+    """Learned per-channel bias, then ReLU (the published `Activ`: no normalisation)."""
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(name="bias", shape=(input_shape[-1],), initializer="zeros")
+
+    def call(self, x):
+        return tf.nn.relu(tf.nn.bias_add(x, self.bias))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Conv(keras.layers.Layer):
+    """k x k convolution with symmetric zero padding k//2 (PyTorch `padding=k//2`).
+
+    With `strides=2` TF's 'SAME' padding would put the extra row at the bottom,
+    whereas the published network pads one row on both sides; we pad
+    explicitly so both agree for every input size.
+    """
+
+    def __init__(self, filters, kernel_size=3, strides=1, use_bias=False, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.strides = int(strides)
+        self.use_bias = bool(use_bias)
+
+    def build(self, input_shape):
+        k = self.kernel_size
+        self.kernel = self.add_weight(
+            name="kernel", shape=(k, k, input_shape[-1], self.filters), initializer=_he_normal()
+        )
+        self.bias = (
+            self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+            if self.use_bias
+            else None
+        )
+
+    def call(self, x):
+        p = self.kernel_size // 2
+        if self.strides == 1:
+            padding = "SAME"
+        else:
+            padding = [[0, 0], [p, p], [p, p], [0, 0]]
+        y = tf.nn.conv2d(x, self.kernel, strides=self.strides, padding=padding)
+        if self.bias is not None:
+            y = tf.nn.bias_add(y, self.bias)
+        return y
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "use_bias": self.use_bias,
+        }
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DenseLayer(keras.layers.Layer):
+    """DenseNet bottleneck layer: BiasReLU-1x1(4g)-BiasReLU-3x3(g), output concat[x, y]."""
+
+    def __init__(self, growth=16, bottleneck=64, **kwargs):
+        super().__init__(**kwargs)
+        self.growth = int(growth)
+        self.bottleneck = int(bottleneck)
+        self.act_1 = BiasReLU(name="act_1")
+        self.conv_1 = Conv(self.bottleneck, 1, name="conv_1")
+        self.act_2 = BiasReLU(name="act_2")
+        self.conv_2 = Conv(self.growth, 3, name="conv_2")
+
+    def build(self, input_shape):
+        c = input_shape[-1]
+        self.act_1.build((None, None, None, c))
+        self.conv_1.build((None, None, None, c))
+        self.act_2.build((None, None, None, self.bottleneck))
+        self.conv_2.build((None, None, None, self.bottleneck))
+
+    def call(self, x):
+        y = self.conv_2(self.act_2(self.conv_1(self.act_1(x))))
+        return tf.concat([x, y], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + self.growth)
+
+    def get_config(self):
+        return {**super().get_config(), "growth": self.growth, "bottleneck": self.bottleneck}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class FilterBlock(keras.layers.Layer):
+    """`depth` dense layers then a BiasReLU + 1x1 transition back to `filters` channels."""
+
+    def __init__(self, depth, filters, growth=16, bottleneck=64, **kwargs):
+        super().__init__(**kwargs)
+        self.depth = int(depth)
+        self.filters = int(filters)
+        self.growth = int(growth)
+        self.bottleneck = int(bottleneck)
+        self.dense = [
+            DenseLayer(self.growth, self.bottleneck, name=f"denselayer{i + 1}")
+            for i in range(self.depth)
+        ]
+        self.transition_act = BiasReLU(name="transition_act")
+        self.transition_conv = Conv(self.filters, 1, name="transition_conv")
+
+    def build(self, input_shape):
+        c = input_shape[-1]
+        for layer in self.dense:
+            layer.build((None, None, None, c))
+            c += self.growth
+        self.transition_act.build((None, None, None, c))
+        self.transition_conv.build((None, None, None, c))
+
+    def call(self, x):
+        for layer in self.dense:
+            x = layer(x)
+        return self.transition_conv(self.transition_act(x))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth": self.depth,
+            "filters": self.filters,
+            "growth": self.growth,
+            "bottleneck": self.bottleneck,
+        }
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Analysis(keras.layers.Layer):
+    """Image -> features: 3x3 conv to `filters`, then a filter block."""
+
+    def __init__(self, filters=48, depth=3, growth=16, bottleneck=64, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.depth = int(filters), int(depth)
+        self.growth, self.bottleneck = int(growth), int(bottleneck)
+        self.conv1 = Conv(self.filters, 3, name="conv1")
+        self.block = FilterBlock(self.depth, self.filters, self.growth, self.bottleneck, name="block")
+
+    def build(self, input_shape):
+        self.conv1.build((None, None, None, 3))
+        self.block.build((None, None, None, self.filters))
+
+    def call(self, image):
+        return self.block(self.conv1(image))
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "depth": self.depth,
+                "growth": self.growth, "bottleneck": self.bottleneck}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Synthesis(keras.layers.Layer):
+    """Features -> RGB residual: filter block, BiasReLU, 3x3 conv with bias."""
+
+    def __init__(self, filters=48, depth=3, growth=16, bottleneck=64, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.depth = int(filters), int(depth)
+        self.growth, self.bottleneck = int(growth), int(bottleneck)
+        self.block = FilterBlock(self.depth, self.filters, self.growth, self.bottleneck, name="block")
+        self.act4 = BiasReLU(name="act4")
+        self.conv4 = Conv(3, 3, use_bias=True, name="conv4")
+
+    def build(self, input_shape):
+        shape = (None, None, None, self.filters)
+        self.block.build(shape)
+        self.act4.build(shape)
+        self.conv4.build(shape)
+
+    def call(self, features):
+        return self.conv4(self.act4(self.block(features)))
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "depth": self.depth,
+                "growth": self.growth, "bottleneck": self.bottleneck}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Upscaling(keras.layers.Layer):
+    """Features (2F+1 channels incl. noise) -> F features at exactly 2x resolution.
+
+    The transposed conv matches PyTorch's (k=3, stride 2, padding 1,
+    output_padding 1): a 'VALID' transposed conv (size 2h+1) with its first row
+    and column dropped.
+    """
+
+    def __init__(self, filters=48, depth=3, growth=16, bottleneck=64, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.depth = int(filters), int(depth)
+        self.growth, self.bottleneck = int(growth), int(bottleneck)
+        self.in_channels = 2 * self.filters + 1
+        self.pre_up = FilterBlock(self.depth, self.in_channels, self.growth, self.bottleneck, name="pre_up")
+        self.act_up = BiasReLU(name="act_up")
+
+    def build(self, input_shape):
+        shape = (None, None, None, self.in_channels)
+        self.pre_up.build(shape)
+        self.act_up.build(shape)
+        # (kh, kw, out, in) as tf.nn.conv2d_transpose expects.
+        self.up_kernel = self.add_weight(
+            name="conv_up_kernel", shape=(3, 3, self.filters, self.in_channels), initializer=_he_normal()
+        )
+
+    def call(self, x):
+        x = self.act_up(self.pre_up(x))
+        shape = tf.shape(x)
+        n, h, w = shape[0], shape[1], shape[2]
+        y = tf.nn.conv2d_transpose(
+            x, self.up_kernel, output_shape=tf.stack([n, 2 * h + 1, 2 * w + 1, self.filters]),
+            strides=2, padding="VALID",
+        )
+        return y[:, 1:, 1:, :]
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "depth": self.depth,
+                "growth": self.growth, "bottleneck": self.bottleneck}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Downscaling(keras.layers.Layer):
+    """F features -> F features at 1/2 resolution: strided 3x3 conv, then a filter block."""
+
+    def __init__(self, filters=48, depth=4, growth=16, bottleneck=64, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.depth = int(filters), int(depth)
+        self.growth, self.bottleneck = int(growth), int(bottleneck)
+        self.conv_down = Conv(self.filters, 3, strides=2, name="conv_down")
+        self.post_down = FilterBlock(self.depth, self.filters, self.growth, self.bottleneck, name="post_down")
+
+    def build(self, input_shape):
+        shape = (None, None, None, self.filters)
+        self.conv_down.build(shape)
+        self.post_down.build(shape)
+
+    def call(self, x):
+        return self.post_down(self.conv_down(x))
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "depth": self.depth,
+                "growth": self.growth, "bottleneck": self.bottleneck}
+
+
+def bicubic_kernel_2x(size=9):
+    """Separable 1-D bicubic (a=-0.5) interpolation taps for 2x upscaling by transposed conv.
+
+    Used only to initialise `ClassicUpscale`; the taps sample the Keys kernel at
+    half-pixel offsets, centred in a `size`-tap window.
+    """
+    def keys(t, a=-0.5):
+        t = abs(t)
+        if t <= 1:
+            return (a + 2) * t**3 - (a + 3) * t**2 + 1
+        if t < 2:
+            return a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
+        return 0.0
+
+    centre = (size - 1) / 2.0
+    taps = np.array([keys((i - centre - 0.5) / 2.0) for i in range(size)], dtype="float64")
+    taps /= taps.sum() / 2.0  # a stride-2 transposed conv spreads each pixel over 2 outputs
+    return np.outer(taps, taps).astype("float32") / 4.0
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ClassicUpscale(keras.layers.Layer):
+    """Trainable per-channel 2x upscaler (a learned bicubic) for the image path.
+
+    Forward as published: replicate-pad 1, depthwise 'VALID' transposed conv
+    (9x9, stride 2, weight x4), keep rows/cols 6 .. 6+2h-1.
+    """
+
+    def __init__(self, kernel_size=9, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = int(kernel_size)
+
+    def build(self, input_shape):
+        init = bicubic_kernel_2x(self.kernel_size)
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.kernel_size, self.kernel_size, 3),
+            initializer=keras.initializers.Constant(
+                np.repeat(init[:, :, None], 3, axis=2)
+            ),
+        )
+
+    def call(self, x):
+        shape = tf.shape(x)
+        n, h, w = shape[0], shape[1], shape[2]
+        k = self.kernel_size
+        x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+        # Depthwise transposed conv as a block-diagonal (k, k, 3, 3) kernel.
+        kernel = 4.0 * self.kernel[:, :, :, None] * tf.eye(3)[None, None, :, :]
+        y = tf.nn.conv2d_transpose(
+            x, kernel, output_shape=tf.stack([n, 2 * h + 2 + k, 2 * w + 2 + k, 3]),
+            strides=2, padding="VALID",
+        )
+        off = (k + 3) // 2  # 6 for k = 9
+        return y[:, off:off + 2 * h, off:off + 2 * w, :]
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": self.kernel_size}

@@ -1,0 +1,227 @@
+"""The multigrid back-projection generator (G-MGBP) with noise-controlled output.
+
+One network covers the perception-distortion curve: a noise image enters at
+every scale, multiplied by an amplitude the user picks at inference time
+(0 = least distortion, 1 = most texture). Amplitudes may be per image or per
+pixel, so faces or text can stay faithful while textures get detail.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from sr_keras.models.blocks import Analysis, ClassicUpscale, Downscaling, Synthesis, Upscaling
+
+_PACKAGE = "sr_keras"
+
+
+def reflect_indices(size, pad):
+    """Indices of a reflection padding (edge not repeated) that also works when pad >= size.
+
+    Equals `tf.pad(mode='REFLECT')` whenever that is defined (pad < size) and
+    keeps reflecting back and forth beyond it, so 1x1 or 2x2 inputs are valid.
+    """
+    i = tf.range(-pad, size + pad)
+    period = tf.maximum(2 * (size - 1), 1)
+    j = tf.math.floormod(i, period)
+    return tf.where(j >= size, period - j, j)
+
+
+def reflect_pad(images, pad):
+    """Reflection-pad the two spatial axes of an NHWC batch by `pad` pixels."""
+    if pad == 0:
+        return images
+    shape = tf.shape(images)
+    images = tf.gather(images, reflect_indices(shape[1], pad), axis=1)
+    return tf.gather(images, reflect_indices(shape[2], pad), axis=2)
+
+
+def crop(images, border):
+    if border == 0:
+        return images
+    return images[:, border:-border, border:-border, :]
+
+
+def nearest_upsample(images, factor):
+    if factor == 1:
+        return images
+    shape = tf.shape(images)
+    x = tf.repeat(tf.repeat(images, factor, axis=1), factor, axis=2)
+    return tf.reshape(x, [shape[0], shape[1] * factor, shape[2] * factor, images.shape[-1] or -1])
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MGBPGenerator(keras.Model):
+    """Multigrid back-projection super-resolution network with a noise amplitude input.
+
+    `scale` must be 2, 4 or 8 (1, 2, 3 recursive 2x levels). The defaults are
+    the published G-MGBP 4x network (281,084 parameters).
+
+    Call: `generator(lr, noise_amplitude=0.0, noise=None, seed=None,
+    return_intermediates=False)` where
+      * `lr` is (N, H, W, 3) in [0, 1], any H, W >= 1 (or a dict with keys
+        "image" and optionally "noise_amplitude");
+      * `noise_amplitude` is a scalar, (N,), or a per-pixel map (N, H, W, 1);
+      * `noise` is an optional list of `levels` standard-normal maps, map l of
+        shape (N, 2^l (H + 2p), 2^l (W + 2p), 1), p = `padding`;
+      * `seed` (int or int tensor) makes the drawn noise reproducible.
+    Returns the SR image (N, sH, sW, 3), unclipped, or with
+    `return_intermediates` the list of the image after every 2x level,
+    coarsest first (the last one is the SR image).
+    """
+
+    def __init__(
+        self,
+        scale=4,
+        filters=48,
+        growth=16,
+        bottleneck=None,
+        analysis_depth=3,
+        upscaling_depth=3,
+        downscaling_depth=4,
+        synthesis_depth=3,
+        mu=2,
+        padding=4,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if scale not in (2, 4, 8):
+            raise ValueError(f"scale must be 2, 4 or 8, got {scale!r}")
+        if mu < 1:
+            raise ValueError(f"mu (back-projection iterations) must be >= 1, got {mu!r}")
+        if padding < 0:
+            raise ValueError(f"padding must be >= 0, got {padding!r}")
+        self.scale = int(scale)
+        self.levels = int(round(math.log2(scale)))
+        self.filters = int(filters)
+        self.growth = int(growth)
+        self.bottleneck = int(bottleneck) if bottleneck else 4 * self.growth
+        self.analysis_depth = int(analysis_depth)
+        self.upscaling_depth = int(upscaling_depth)
+        self.downscaling_depth = int(downscaling_depth)
+        self.synthesis_depth = int(synthesis_depth)
+        self.mu = int(mu)
+        self.padding = int(padding)
+
+        common = dict(filters=self.filters, growth=self.growth, bottleneck=self.bottleneck)
+        self.classic_upscale = ClassicUpscale(name="ClassicUpscale")
+        self.analysis = Analysis(depth=self.analysis_depth, name="Analysis", **common)
+        self.upscaling = Upscaling(depth=self.upscaling_depth, name="Upscaling", **common)
+        self.downscaling = Downscaling(depth=self.downscaling_depth, name="Downscaling", **common)
+        self.synthesis = Synthesis(depth=self.synthesis_depth, name="Synthesis", **common)
+        self.build((None, None, None, 3))
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        image = (None, None, None, 3)
+        self.classic_upscale.build(image)
+        self.analysis.build(image)
+        self.upscaling.build((None, None, None, 2 * self.filters + 1))
+        self.downscaling.build((None, None, None, self.filters))
+        self.synthesis.build((None, None, None, self.filters))
+        self.built = True
+
+    # -- noise -----------------------------------------------------------------
+
+    def _amplitude_at_levels(self, amplitude, batch):
+        """Amplitude broadcastable to each level's padded size: a (N,1,1,1) or per-pixel map."""
+        amplitude = tf.convert_to_tensor(amplitude, dtype=self.compute_dtype)
+        rank = amplitude.shape.rank
+        if rank == 0:
+            return [tf.fill([batch, 1, 1, 1], amplitude)] * self.levels
+        if rank == 1:
+            return [tf.broadcast_to(amplitude[:, None, None, None], [batch, 1, 1, 1])] * self.levels
+        if rank == 4:
+            padded = reflect_pad(amplitude, self.padding)
+            return [nearest_upsample(padded, 2**level) for level in range(self.levels)]
+        raise ValueError(
+            "noise_amplitude must be a scalar, shape (N,) or a per-pixel map (N, H, W, 1); "
+            f"got rank {rank}"
+        )
+
+    def _noise_maps(self, padded_lr, noise, seed):
+        shape = tf.shape(padded_lr)
+        n, h, w = shape[0], shape[1], shape[2]
+        if noise is not None:
+            if len(noise) < self.levels:
+                raise ValueError(f"noise must hold {self.levels} maps (one per level), got {len(noise)}")
+            maps = []
+            for level in range(self.levels):
+                m = tf.convert_to_tensor(noise[level], dtype=self.compute_dtype)
+                if m.shape.rank == 2:
+                    m = m[None, :, :, None]
+                elif m.shape.rank == 3:
+                    m = m[:, :, :, None]
+                maps.append(m)
+            return maps
+        maps = []
+        for level in range(self.levels):
+            size = [n, h * 2**level, w * 2**level, 1]
+            if seed is None:
+                maps.append(tf.random.normal(size, dtype=self.compute_dtype))
+            else:
+                level_seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(level, tf.int64)])
+                maps.append(tf.random.stateless_normal(
+                    size, seed=level_seed, dtype=self.compute_dtype, alg="philox"))
+        return maps
+
+    # -- forward ---------------------------------------------------------------
+
+    def _back_project(self, h, k, res, noise):
+        """BP(h, k): mu corrections of level-k features through the coarser levels."""
+        if k == 0:
+            return h
+        for _ in range(self.mu):
+            coarse = self._back_project(self.downscaling(h), k - 1, res, noise)
+            h = h + self.upscaling(tf.concat([res[k - 1], coarse, noise[k - 1]], axis=-1))
+        return h
+
+    def call(self, inputs, noise_amplitude=None, noise=None, seed=None,
+             return_intermediates=False, training=None):
+        if isinstance(inputs, dict):
+            if noise_amplitude is None:
+                noise_amplitude = inputs.get("noise_amplitude")
+            inputs = inputs["image"]
+        lr = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        if lr.shape.rank != 4 or (lr.shape[-1] is not None and lr.shape[-1] != 3):
+            raise ValueError(f"expected an LR batch of shape (N, H, W, 3), got {lr.shape}")
+        if noise_amplitude is None:
+            noise_amplitude = 0.0
+        p = self.padding
+        x = reflect_pad(lr, p)
+        batch = tf.shape(x)[0]
+
+        amplitudes = self._amplitude_at_levels(noise_amplitude, batch)
+        maps = self._noise_maps(x, noise, seed)
+        noise_in = [a * m for a, m in zip(amplitudes, maps)]
+
+        r = self.analysis(x)
+        res = [r]
+        out = x + self.synthesis(r)
+        images = []
+        for level in range(self.levels):
+            out = self.classic_upscale(out)
+            coarse = self.downscaling(self.analysis(out))
+            r = self.upscaling(tf.concat([r, coarse, noise_in[level]], axis=-1))
+            r = self._back_project(r, level + 1, res, noise_in)
+            res.append(r)
+            out = out + self.synthesis(r)
+            images.append(crop(out, p * 2 ** (level + 1)))
+        return images if return_intermediates else images[-1]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "scale": self.scale,
+            "filters": self.filters,
+            "growth": self.growth,
+            "bottleneck": self.bottleneck,
+            "analysis_depth": self.analysis_depth,
+            "upscaling_depth": self.upscaling_depth,
+            "downscaling_depth": self.downscaling_depth,
+            "synthesis_depth": self.synthesis_depth,
+            "mu": self.mu,
+            "padding": self.padding,
+        }

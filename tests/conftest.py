@@ -1,0 +1,42 @@
+"""Shared fixtures: `../shared` (reference weights, data) and tiny models for fast tests."""
+
+import os
+import pathlib
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED = pathlib.Path(os.environ.get("SR_KERAS_SHARED", pathlib.Path(__file__).resolve().parents[1].parent / "shared"))
+REFERENCE_NPZ = SHARED / "reference" / "gmgbp_pirm2018_reference.npz"
+
+
+def _require(path):
+    if not path.exists():
+        pytest.skip(f"needs {path} (the project's ../shared test data); absent on this machine")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    return _require(SHARED)
+
+
+@pytest.fixture(scope="session")
+def reference_npz():
+    return _require(REFERENCE_NPZ)
+
+
+TINY = dict(filters=8, growth=4, analysis_depth=1, upscaling_depth=1, downscaling_depth=1,
+            synthesis_depth=1, mu=1, padding=2)
+
+
+@pytest.fixture
+def tiny_generator():
+    """A generator with a few thousand parameters: the published topology, small widths."""
+    from sr_keras import MGBPGenerator
+
+    def make(scale=4, **overrides):
+        return MGBPGenerator(scale=scale, **{**TINY, **overrides})
+
+    return make

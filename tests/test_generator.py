@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras
+from sr_keras import MGBPGenerator
+from sr_keras.models.generator import reflect_pad
+
+
+def test_published_configuration_has_published_parameter_count():
+    assert MGBPGenerator().count_params() == 281_084
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_scales_and_intermediates(tiny_generator, scale):
+    g = tiny_generator(scale)
+    x = np.random.rand(2, 5, 7, 3).astype("float32")
+    images = g(x, return_intermediates=True)
+    assert len(images) == g.levels == int(np.log2(scale))
+    for level, image in enumerate(images, start=1):
+        assert image.shape == (2, 5 * 2**level, 7 * 2**level, 3)
+    np.testing.assert_array_equal(images[-1], g(x))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (3, 11), (13, 4), (17, 17)])
+def test_odd_tiny_and_non_square_inputs(tiny_generator, size):
+    g = tiny_generator(4)
+    y = g(np.random.rand(1, *size, 3).astype("float32"))
+    assert y.shape == (1, 4 * size[0], 4 * size[1], 3)
+    assert np.isfinite(y.numpy()).all()
+
+
+def test_reflect_pad_matches_tf_pad_and_extends_to_small_sizes():
+    x = tf.random.uniform((1, 6, 5, 2))
+    np.testing.assert_array_equal(reflect_pad(x, 4), tf.pad(x, [[0, 0], [4, 4], [4, 4], [0, 0]], "REFLECT"))
+    one = tf.constant([[[[7.0]]]])
+    np.testing.assert_array_equal(reflect_pad(one, 3), np.full((1, 7, 7, 1), 7.0))
+    two = tf.constant([1.0, 2.0])[None, :, None, None] * tf.ones((1, 1, 1, 1))
+    # rows of a 2-row image reflected by 3: 2 1 2 | 1 2 | 1 2 1
+    np.testing.assert_array_equal(reflect_pad(tf.transpose(two, [0, 2, 1, 3]), 3)[0, 0, :, 0], [2, 1, 2, 1, 2, 1, 2, 1])
+
+
+def test_invalid_configuration_is_refused():
+    with pytest.raises(ValueError, match="scale must be 2, 4 or 8"):
+        MGBPGenerator(scale=3)
+    g = MGBPGenerator(scale=2, filters=8, growth=4)
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+        g(np.zeros((1, 4, 4, 1), "float32"))
+    with pytest.raises(ValueError, match="noise_amplitude must be"):
+        g(np.zeros((1, 4, 4, 3), "float32"), noise_amplitude=np.zeros((1, 4, 4), "float32"))
+
+
+def test_amplitude_zero_is_deterministic_and_one_is_not(tiny_generator):
+    g = tiny_generator(4)
+    x = np.random.rand(1, 6, 6, 3).astype("float32")
+    np.testing.assert_array_equal(g(x, noise_amplitude=0.0), g(x))
+    assert np.abs(g(x, noise_amplitude=1.0) - g(x, noise_amplitude=1.0)).max() > 1e-4
+
+
+def test_seed_makes_noise_reproducible(tiny_generator):
+    g = tiny_generator(4)
+    x = np.random.rand(2, 6, 6, 3).astype("float32")
+    a = g(x, noise_amplitude=1.0, seed=3)
+    np.testing.assert_array_equal(a, g(x, noise_amplitude=1.0, seed=3))
+    assert np.abs(a - g(x, noise_amplitude=1.0, seed=4)).max() > 1e-4
+
+
+def test_per_image_amplitude_equals_separate_calls(tiny_generator):
+    g = tiny_generator(2)
+    x = np.random.rand(2, 6, 6, 3).astype("float32")
+    noise = [np.random.randn(2, 6 + 4, 6 + 4, 1).astype("float32")]
+    both = g(x, noise_amplitude=np.array([0.0, 1.0], "float32"), noise=noise)
+    np.testing.assert_allclose(both[0], g(x[:1], noise_amplitude=0.0)[0], atol=1e-6)
+    np.testing.assert_allclose(both[1], g(x[1:], noise_amplitude=1.0, noise=[noise[0][1:]])[0], atol=1e-6)
+
+
+def test_amplitude_map_keeps_zero_regions_faithful(tiny_generator):
+    """A map of zeros on the left half gives the amplitude-0 output there (away from the seam)."""
+    g = tiny_generator(2, padding=2)
+    x = np.random.rand(1, 16, 16, 3).astype("float32")
+    amp = np.zeros((1, 16, 16, 1), "float32")
+    amp[:, :, 8:] = 1.0
+    mixed = g(x, noise_amplitude=amp, seed=1).numpy()
+    clean = g(x, noise_amplitude=0.0).numpy()
+    noisy = g(x, noise_amplitude=1.0, seed=1).numpy()
+    constant = g(x, noise_amplitude=np.ones((1, 16, 16, 1), "float32"), seed=1).numpy()
+    np.testing.assert_allclose(constant, noisy, atol=1e-5)  # a map of ones is amplitude 1
+    left = (slice(None), slice(None), slice(0, 4))
+    # The receptive field is wide, so compare the far-left columns only.
+    far = np.abs(mixed[left] - clean[left]).max()
+    assert far < 0.25 * np.abs(noisy[left] - clean[left]).max()
+
+
+def test_keras_round_trip_gives_identical_outputs(tiny_generator, tmp_path):
+    g = tiny_generator(4)
+    x = np.random.rand(1, 9, 5, 3).astype("float32")
+    path = tmp_path / "g.keras"
+    g.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, MGBPGenerator)
+    assert loaded.get_config() == g.get_config()
+    np.testing.assert_array_equal(loaded(x), g(x))
+    np.testing.assert_array_equal(loaded(x, noise_amplitude=1.0, seed=7), g(x, noise_amplitude=1.0, seed=7))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_tf_function_with_dynamic_shapes(tiny_generator, jit):
+    g = tiny_generator(2)
+    fn = tf.function(
+        lambda x, a: g(x, noise_amplitude=a, seed=0),
+        input_signature=[tf.TensorSpec([None, None, None, 3]), tf.TensorSpec([None])],
+        jit_compile=jit,
+    )
+    for h, w in [(5, 6), (8, 3)]:
+        x = np.random.rand(2, h, w, 3).astype("float32")
+        a = np.array([0.0, 0.5], "float32")
+        np.testing.assert_allclose(fn(x, a), g(x, noise_amplitude=a, seed=0), atol=1e-5)
+
+
+def test_dict_inputs(tiny_generator):
+    g = tiny_generator(2)
+    x = np.random.rand(1, 4, 4, 3).astype("float32")
+    np.testing.assert_array_equal(g({"image": x, "noise_amplitude": np.zeros((1,), "float32")}), g(x))
