@@ -1,0 +1,19 @@
+"""Training losses: pyramid reconstruction, contextual (VGG features) and adversarial."""
+
+from sr_keras.losses.adversarial import ADVERSARIAL_KINDS, discriminator_loss, generator_adversarial_loss
+from sr_keras.losses.contextual import ContextualLoss, contextual_pyramid_loss, contextual_similarity
+from sr_keras.losses.reconstruction import RECONSTRUCTION_KINDS, reconstruction_loss
+from sr_keras.losses.vgg import VGG16_LAYERS, VGGFeatures
+
+__all__ = [
+    "ADVERSARIAL_KINDS",
+    "ContextualLoss",
+    "RECONSTRUCTION_KINDS",
+    "VGG16_LAYERS",
+    "VGGFeatures",
+    "contextual_pyramid_loss",
+    "contextual_similarity",
+    "discriminator_loss",
+    "generator_adversarial_loss",
+    "reconstruction_loss",
+]

@@ -1,0 +1,47 @@
+"""Pixel losses summed over the levels of an image pyramid.
+
+The generator is supervised at every 2x level, so each loss takes the
+sequence of predicted images and the matching target pyramid.
+"""
+
+import tensorflow as tf
+
+RECONSTRUCTION_KINDS = ("l1", "mse", "ssim")
+
+
+def as_levels(images, what="images"):
+    """A pyramid as a list; a single tensor is a one-level pyramid."""
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ValueError(f"{what}: empty pyramid")
+        return list(images)
+    return [images]
+
+
+def paired_levels(predicted, target):
+    predicted, target = as_levels(predicted, "predicted"), as_levels(target, "target")
+    if len(predicted) != len(target):
+        raise ValueError(f"predicted has {len(predicted)} levels but target has {len(target)}")
+    return [(tf.cast(p, tf.float32), tf.cast(t, tf.float32)) for p, t in zip(predicted, target)]
+
+
+def _ssim_error(p, t):
+    # tf.image.ssim needs images at least filter_size wide; coarse levels of small patches may not be.
+    sizes = [d for d in (p.shape[-3], p.shape[-2]) if d is not None]
+    filter_size = min([11] + sizes)
+    return 1.0 - tf.reduce_mean(tf.image.ssim(p, t, max_val=1.0, filter_size=filter_size))
+
+
+_PER_LEVEL = {
+    "l1": lambda p, t: tf.reduce_mean(tf.abs(p - t)),
+    "mse": lambda p, t: tf.reduce_mean(tf.square(p - t)),
+    "ssim": _ssim_error,
+}
+
+
+def reconstruction_loss(predicted, target, kind="l1"):
+    """Sum over levels of the per-level mean error; `kind` is "l1", "mse" or "ssim" (1 - mean SSIM)."""
+    if kind not in _PER_LEVEL:
+        raise ValueError(f"unknown reconstruction loss kind {kind!r}; choose one of {list(RECONSTRUCTION_KINDS)}")
+    per_level = _PER_LEVEL[kind]
+    return tf.add_n([per_level(p, t) for p, t in paired_levels(predicted, target)])

@@ -1,0 +1,65 @@
+"""The multi-scale discriminator: shapes for 1-3 levels, dynamic sizes, round trip, gradients per scale."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sr_keras.models import MultiScaleDiscriminator
+
+
+def pyramid(levels, height, width, batch=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.random((batch, height * 2**i, width * 2**i, 3), dtype=np.float32) for i in range(levels)]
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_logits_shape_and_dynamic_sizes(levels):
+    d = MultiScaleDiscriminator(levels, filters=4, max_filters=16)
+    fn = tf.function(d, input_signature=[[tf.TensorSpec([None, None, None, 3])] * levels])
+    for height, width in ((4, 4), (6, 10)):
+        images = pyramid(levels, height, width)
+        logits = d(images)
+        assert logits.shape == (2, 1)
+        np.testing.assert_allclose(fn(images), logits, rtol=1e-5, atol=1e-6)
+
+
+def test_widths_double_per_coarser_scale_up_to_the_cap():
+    d = MultiScaleDiscriminator(3, filters=8, max_filters=16)
+    assert d.widths == [16, 16, 8]  # coarsest, middle, finest
+    assert [c.filters for c in d.head] == [16, 16]
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_gradients_reach_every_scale(levels):
+    d = MultiScaleDiscriminator(levels, filters=4, depth=2, max_filters=16)
+    images = [tf.constant(x) for x in pyramid(levels, 4, 4)]
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        loss = tf.reduce_sum(d(images))
+    grads = tape.gradient(loss, images + d.trainable_variables)
+    assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+    branch_kernels = {v.path.split("/")[-2] for v in d.trainable_variables}
+    assert {f"scale{s}_conv{c}" for s in range(levels) for c in range(2)} <= branch_kernels
+
+
+def test_keras_round_trip(tmp_path):
+    d = MultiScaleDiscriminator(2, filters=4, depth=1, max_filters=8, head_depth=1)
+    images = pyramid(2, 4, 6)
+    path = tmp_path / "d.keras"
+    d.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, MultiScaleDiscriminator)
+    assert loaded.get_config()["head_depth"] == 1 and loaded.levels == 2
+    np.testing.assert_allclose(loaded(images), d(images), rtol=1e-6, atol=1e-6)
+
+
+def test_pyramid_length_checks():
+    d = MultiScaleDiscriminator(2, filters=4, max_filters=8)
+    images = pyramid(3, 4, 4)
+    # a longer pyramid (e.g. with the LR image in front) uses its last two images
+    np.testing.assert_allclose(d(images), d(images[1:]), rtol=1e-6)
+    with pytest.raises(ValueError, match="at least 2 images"):
+        d(images[:1])
+    with pytest.raises(ValueError, match="levels must be >= 1"):
+        MultiScaleDiscriminator(0)
