@@ -1,0 +1,60 @@
+"""`sr-keras export`: turn a trained `.keras` generator into a TF Serving SavedModel or an ONNX file."""
+
+import os
+import sys
+
+
+def add_parser(subparsers, name):
+    p = subparsers.add_parser(
+        name, help="export a .keras generator for TF Serving (SavedModel) or ONNX runtimes",
+        description="Export an MGBPGenerator. saved_model: writes DIR/VERSION/ as TF Serving expects "
+                    "(signatures serving_default, seeded, amplitude_map, encoded; see "
+                    "docs/README_serving.md). onnx: writes DIR/VERSION/model.onnx, or the given "
+                    "file when --output ends in .onnx.",
+    )
+    p.add_argument("--model", required=True, help="trained generator, .keras file")
+    p.add_argument("--output", required=True, help="model base directory (TF Serving's model_base_path)")
+    p.add_argument("--version", type=int, default=1, help="model version, a positive integer (default 1)")
+    p.add_argument("--format", choices=("saved_model", "onnx"), default="saved_model")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    return p
+
+
+def _onnx_path(args):
+    if args.output.endswith(".onnx"):
+        return args.output
+    return os.path.join(args.output, str(args.version), "model.onnx")
+
+
+def run(args):
+    import keras
+
+    import sr_keras.models.generator  # noqa: F401  (registers the generator classes for load_model)
+    from sr_keras.export import OnnxExportError, VersionExistsError, export_onnx, export_saved_model
+
+    prog = "sr-keras export"
+    if args.version < 1:
+        print(f"{prog}: --version must be a positive integer, got {args.version}", file=sys.stderr)
+        return 2
+    if not os.path.isfile(args.model):
+        print(f"{prog}: {args.model}: no such model file", file=sys.stderr)
+        return 1
+    try:
+        generator = keras.saving.load_model(args.model)
+    except Exception as error:  # Keras raises ValueError, OSError, zipfile errors, ...
+        print(f"{prog}: {args.model}: cannot load as a Keras model: {error}", file=sys.stderr)
+        return 1
+
+    try:
+        if args.format == "saved_model":
+            path = export_saved_model(generator, args.output, args.version, overwrite=args.overwrite)
+        else:
+            path = _onnx_path(args)
+            if os.path.exists(path) and not args.overwrite:
+                raise VersionExistsError(f"{path}: already exists; pass --overwrite to replace it")
+            export_onnx(generator, path)
+    except (VersionExistsError, NotADirectoryError, OnnxExportError) as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} ({args.format}, {generator.count_params():,} parameters)")
+    return 0
