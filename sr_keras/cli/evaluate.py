@@ -1,0 +1,72 @@
+"""`sr-keras evaluate`: PSNR-Y, SSIM-Y, LPIPS and NIQE along the noise-amplitude axis."""
+
+import sys
+
+
+def _amplitudes(text):
+    import argparse
+
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from error
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative amplitudes, got {text!r}")
+    return values
+
+
+def add_parser(subparsers, name):
+    p = subparsers.add_parser(
+        name, help="score a generator (and bicubic) on a benchmark folder at several noise amplitudes",
+        description="Writes metrics.json, metrics.csv, metrics.md, pd_curve.png and crops.png to --output. "
+                    "DATASET holds HR/ and LR/ with equal file names, or HR images only (LR are then made "
+                    "with MATLAB-exact bicubic imresize after cropping HR to a multiple of the scale).",
+    )
+    p.add_argument("--model", required=True, help=".keras file holding an MGBPGenerator")
+    p.add_argument("--dataset", required=True, help="folder with HR/ (+ LR/), or with HR images")
+    p.add_argument("--scale", type=int, required=True, choices=(2, 4, 8))
+    p.add_argument("--noise", type=_amplitudes, default=[0.0, 0.25, 0.5, 0.75, 1.0],
+                   help="comma-separated noise amplitudes (default 0,0.25,0.5,0.75,1)")
+    p.add_argument("--output", required=True, help="report folder")
+    p.add_argument("--lpips-weights", default=None,
+                   help="LPIPS-alex v0.1 npz (default: convert the official release, needs torch)")
+    p.add_argument("--niqe-params", default=None, help="NIQE pristine-model npz (default: download)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed; image i uses seed + i (default 0)")
+    return p
+
+
+def run(args):
+    import keras
+
+    from sr_keras import evaluate as job
+    from sr_keras.metrics.lpips import LPIPSWeightsError, load_lpips
+    from sr_keras.metrics.niqe import NIQEParamsError, load_niqe_params
+
+    def fail(message, status=2):
+        print(f"sr-keras evaluate: {message}", file=sys.stderr)
+        return status
+
+    try:
+        pairs = job.find_pairs(args.dataset)
+        lpips_model = load_lpips(args.lpips_weights)
+        niqe_params = load_niqe_params(args.niqe_params)
+    except (job.EvaluationError, LPIPSWeightsError, NIQEParamsError) as error:
+        return fail(error)
+    try:
+        model = keras.models.load_model(args.model)
+    except Exception as error:  # Keras raises many types for unreadable or foreign files
+        return fail(f"{args.model}: cannot load the model ({type(error).__name__}: {error})")
+    model_scale = getattr(model, "scale", None)
+    if model_scale is not None and int(model_scale) != args.scale:
+        return fail(f"{args.model}: model upscales x{model_scale}, but --scale is {args.scale}")
+
+    result = job.evaluate(model, pairs, args.scale, args.noise, lpips_model, niqe_params,
+                          seed=args.seed, progress=job.stderr_progress)
+    job.write_report(result, args.output, args.scale, dataset=args.dataset)
+    print(job.markdown_table(result, args.scale, args.dataset))
+    for path, message in result.failures:
+        print(f"sr-keras evaluate: not scored: {message}", file=sys.stderr)
+    if result.failures:
+        return fail(f"{len(result.failures)} of {len(pairs)} images could not be scored; report written to "
+                    f"{args.output} for the others", status=1)
+    return 0
