@@ -7,6 +7,9 @@ import sys
 # subcommand name -> module under sr_keras.cli
 SUBCOMMANDS = {
     "import-pirm": "import_pirm",
+    "evaluate": "evaluate",
+    "upscale": "upscale",
+    "export": "export",
 }
 
 

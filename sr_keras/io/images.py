@@ -135,22 +135,36 @@ def _apply_orientation(pixels, orientation):
     return np.ascontiguousarray(ops.get(orientation, lambda a: a)(pixels))
 
 
+def _quantise(pixels, bit_depth):
+    """Clip and round to uint8/uint16 a band of rows at a time, so no float64 copy of a big image exists."""
+    peak, dtype = (65535.0, np.uint16) if bit_depth == 16 else (255.0, np.uint8)
+    out = np.empty(pixels.shape, dtype=dtype)
+    rows = max(1, (1 << 22) // max(1, pixels[0].size))
+    for start in range(0, pixels.shape[0], rows):
+        band = np.clip(np.asarray(pixels[start:start + rows], dtype=np.float32), 0.0, 1.0)
+        out[start:start + rows] = np.rint(band * peak)
+    return out
+
+
 def write_png(path, pixels, bit_depth=8):
     """Write (H, W, C) floats in [0, 1] as an 8- or 16-bit PNG, atomically."""
-    pixels = np.clip(np.asarray(pixels, dtype=np.float64), 0.0, 1.0)
+    if bit_depth not in (8, 16):
+        raise ValueError(f"{path}: bit_depth must be 8 or 16, got {bit_depth!r}")
+    pixels = np.asarray(pixels)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     channels = pixels.shape[-1]
+    if pixels.ndim != 3 or channels not in (1, 2, 3, 4):
+        raise ValueError(f"{path}: expected (H, W, C) pixels with C in 1..4, got {pixels.shape}")
+    array = _quantise(pixels, bit_depth)
     if bit_depth == 16:
         import tensorflow as tf
 
-        data = tf.io.encode_png(np.round(pixels * 65535.0).astype(np.uint16)).numpy()
+        data = tf.io.encode_png(array).numpy()
         with atomic_output_path(path) as tmp:
             with open(tmp, "wb") as f:
                 f.write(data)
         return
-    array = np.round(pixels * 255.0).astype(np.uint8)
-    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
-    image = Image.fromarray(array[..., 0] if channels == 1 else array, mode=mode)
+    image = Image.fromarray(array[..., 0] if channels == 1 else array)
     with atomic_output_path(path) as tmp:
         image.save(tmp, format="PNG")
