@@ -1,0 +1,233 @@
+"""Inference speed of the MGBP generator: GFLOP/s against the same machine's matmul.
+
+    python bench/inference.py                    # published 4x on 128x128, tiled path, lite config
+    python bench/inference.py --memory-table     # time and peak RSS against input size (subprocesses)
+
+Prints one JSON line per measurement. The machine is usually shared, so model
+and matmul runs are interleaved and the best of `--repeats` of each is kept;
+`ratio_to_matmul` is the figure to compare across machines and loads. Runs on
+whatever device TensorFlow picks (CPU or GPU); the matmul reference runs there too.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from flops import generator_flops, matmul_reference  # noqa: E402
+
+PUBLISHED = dict(scale=4)  # the MGBPGenerator defaults are the published G-MGBP 4x network
+LITE_CFG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "lite_x4.cfg")
+GENERATOR_KEYS = ("scale", "filters", "growth", "bottleneck", "analysis_depth", "upscaling_depth",
+                  "downscaling_depth", "synthesis_depth", "mu", "padding")
+
+
+def lite_config(path=LITE_CFG):
+    """The generator part of configs/lite_x4.cfg (the small network trained on 2 cores)."""
+    config = dict(scale=4, filters=16, growth=8, analysis_depth=1, upscaling_depth=1,
+                  downscaling_depth=1, synthesis_depth=1, mu=1, padding=2)  # its values when written
+    if os.path.exists(path):
+        with open(path) as handle:
+            for line in handle:
+                key, _, value = line.strip().lstrip("-").partition("=")
+                if key in GENERATOR_KEYS and value:
+                    config[key] = int(value)
+    return config
+
+
+LITE = lite_config()
+
+
+def upscale_function():
+    """`sr_keras.upscale.upscale` (the tiled path); ImportError until that module exists."""
+    return importlib.import_module("sr_keras.upscale").upscale
+
+
+def make_generator(config, weights=None):
+    """A saved generator, or a fresh one with reproducible weights and non-zero biases.
+
+    Fresh models have all-zero biases; trained ones do not, and the bias
+    additions cost real time, so they are randomised to bench a realistic graph.
+    """
+    import keras
+
+    from sr_keras import MGBPGenerator
+
+    if weights:
+        return keras.models.load_model(weights)
+    keras.utils.set_random_seed(0)
+    generator = MGBPGenerator(**config)
+    rng = np.random.default_rng(0)
+    for variable in generator.weights:
+        if "bias" in variable.path:
+            variable.assign(rng.normal(0.0, 0.05, variable.shape).astype("float32"))
+    return generator
+
+
+def whole_image_runner(generator, jit=False):
+    """The forward pass as one graph with a dynamic-shape signature (batch 1, amplitude 0)."""
+    return tf.function(lambda lr: generator(lr, noise_amplitude=0.0),
+                       input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)],
+                       jit_compile=jit)
+
+
+def tiled_flops(generator, height, width, tile, overlap):
+    """FLOPs the tiled path executes: the sum over its tiles (overlaps are computed twice)."""
+    from sr_keras.upscale import tile_starts
+
+    cache, total = {}, 0
+    for y0 in tile_starts(height, tile, overlap):
+        for x0 in tile_starts(width, tile, overlap):
+            shape = (1, min(y0 + tile, height) - y0, min(x0 + tile, width) - x0, 3)
+            if shape not in cache:
+                cache[shape] = generator_flops(generator, shape)[0]
+            total += cache[shape]
+    return total
+
+
+def timed(fn, repeats, matmul_size):
+    """Best wall and CPU seconds of `fn` and the best matmul rates, measured alternately."""
+    fn()  # trace / warm up
+    wall = cpu = float("inf")
+    matmul_wall = matmul_cpu = 0.0
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        wall = min(wall, time.perf_counter() - start)
+        cpu = min(cpu, time.process_time() - start_cpu)
+        rates = matmul_reference(matmul_size, repeats=2)
+        matmul_wall, matmul_cpu = max(matmul_wall, rates[0]), max(matmul_cpu, rates[1])
+    return (wall, cpu), (matmul_wall, matmul_cpu)
+
+
+def report(config_name, size, gflop, seconds, matmul, **extra):
+    """One JSON line. `seconds`/`matmul` are (wall, cpu) pairs; CPU-time rates resist machine load."""
+    (wall, cpu), (matmul_wall, matmul_cpu) = seconds, matmul
+    rate = gflop / wall
+    line = {"config": config_name, "input": f"{size}x{size}", "gflop": round(gflop, 2),
+            "seconds": round(wall, 3), "gflops_per_s": round(rate, 1),
+            "matmul_gflops_per_s": round(matmul_wall, 1), "ratio_to_matmul": round(rate / matmul_wall, 3),
+            "mp_per_s": round((size * 4) ** 2 / 1e6 / wall, 4),
+            "cpu_seconds": round(cpu, 3), "gflop_per_cpu_s": round(gflop / cpu, 1),
+            "matmul_gflop_per_cpu_s": round(matmul_cpu, 1),
+            "cpu_ratio_to_matmul": round(gflop / cpu / matmul_cpu, 3),
+            "load_avg_1min": round(os.getloadavg()[0], 2), **extra}
+    print(json.dumps(line), flush=True)
+    return line
+
+
+def bench_whole(name, config, size, repeats, matmul_size, jit=False, weights=None):
+    generator = make_generator(config, weights)
+    gflop = generator_flops(generator, (1, size, size, 3))[0] / 1e9
+    run = whole_image_runner(generator, jit)
+    x = tf.random.uniform((1, size, size, 3), seed=1)
+    seconds, matmul = timed(lambda: run(x).numpy(), repeats, matmul_size)
+    return report(name, size, gflop, seconds, matmul, path="whole", jit=jit)
+
+
+def bench_tiled(name, config, size, tile, overlap, repeats, matmul_size, weights=None):
+    upscale = upscale_function()
+    generator = make_generator(config, weights)
+    image = np.random.default_rng(1).random((size, size, 3), dtype=np.float32)
+    useful = generator_flops(generator, (1, size, size, 3))[0] / 1e9
+    executed = tiled_flops(generator, size, size, tile, overlap) / 1e9
+    seconds, matmul = timed(lambda: upscale(image, generator, tile=tile, overlap=overlap),
+                            repeats, matmul_size)
+    return report(name, size, useful, seconds, matmul, path="tiled", tile=tile, overlap=overlap,
+                  gflop_executed=round(executed, 2),
+                  executed_gflops_per_s=round(executed / seconds[0], 1),
+                  executed_cpu_ratio_to_matmul=round(executed / seconds[1] / matmul[1], 3))
+
+
+def measure_once(args):
+    """One size in this (fresh) process: seconds of one warm run and peak RSS."""
+    config = PUBLISHED if args.config == "published" else LITE
+    generator = make_generator(config, args.weights)
+    image = np.random.default_rng(1).random((args.single, args.single, 3), dtype=np.float32)
+    if args.tile:
+        upscale = upscale_function()
+        fn = lambda: upscale(image, generator, tile=args.tile, overlap=args.overlap)  # noqa: E731
+    else:
+        run = whole_image_runner(generator)
+        fn = lambda: run(tf.constant(image[None])).numpy()  # noqa: E731
+    fn()  # trace / warm up
+    seconds = float("inf")
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        fn()
+        seconds = min(seconds, time.perf_counter() - start)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"config": args.config, "input": args.single, "tile": args.tile, "overlap": args.overlap,
+                      "seconds": round(seconds, 2), "peak_rss_mb": round(peak_mb),
+                      "mp_per_s": round((4 * args.single) ** 2 / 1e6 / seconds, 4),
+                      "load_avg_1min": round(os.getloadavg()[0], 2)}), flush=True)
+
+
+def memory_table(args):
+    for size in args.sizes:
+        for tile in (0, args.tile_for_table):
+            if tile == 0 and size > args.max_whole:
+                continue
+            cmd = [sys.executable, os.path.abspath(__file__), "--single", str(size), "--tile", str(tile),
+                   "--overlap", str(args.overlap), "--config", args.config, "--repeats", str(args.repeats)]
+            if args.weights:
+                cmd += ["--weights", args.weights]
+            subprocess.run(cmd, check=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=128, help="LR input side for the whole-image runs")
+    parser.add_argument("--tiled-size", type=int, default=256, help="LR input side for the tiled run")
+    parser.add_argument("--tile", type=int, default=192)
+    parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--matmul-size", type=int, default=2048)
+    parser.add_argument("--jit", action="store_true", help="compile the whole-image pass with XLA")
+    parser.add_argument("--only", choices=["published", "tiled", "lite"], action="append",
+                        help="run only these measurements (repeatable)")
+    parser.add_argument("--weights", help="a saved .keras generator to bench instead of fresh weights")
+    parser.add_argument("--intra-op-threads", type=int, default=0)
+    parser.add_argument("--inter-op-threads", type=int, default=0)
+    parser.add_argument("--memory-table", action="store_true")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512])
+    parser.add_argument("--max-whole", type=int, default=256, help="largest side run untiled in the table")
+    parser.add_argument("--tile-for-table", type=int, default=128)
+    parser.add_argument("--config", choices=["published", "lite"], default="published")
+    parser.add_argument("--single", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    if args.single:
+        return measure_once(args)
+    if args.memory_table:
+        return memory_table(args)
+    only = set(args.only or ["published", "tiled", "lite"])
+    if "published" in only:
+        bench_whole("published_x4", PUBLISHED, args.size, args.repeats, args.matmul_size, args.jit, args.weights)
+    if "tiled" in only:
+        try:
+            upscale_function()
+        except ImportError as error:
+            print(json.dumps({"config": "published_x4", "path": "tiled", "skipped": str(error)}))
+        else:
+            bench_tiled("published_x4", PUBLISHED, args.tiled_size, args.tile, args.overlap,
+                        args.repeats, args.matmul_size, args.weights)
+    if "lite" in only:
+        bench_whole("lite_x4", LITE, args.size, args.repeats, args.matmul_size, args.jit)
+
+
+if __name__ == "__main__":
+    main()
