@@ -4,7 +4,8 @@ __version__ = "0.1.0"
 
 from sr_keras.metrics import LPIPS, PSNRY, SSIMY  # noqa: E402  (registers the Keras metrics)
 from sr_keras.models.discriminator import MultiScaleDiscriminator  # noqa: E402
+from sr_keras.models.gan import SRGAN  # noqa: E402
 from sr_keras.models.generator import MGBPGenerator  # noqa: E402
 from sr_keras.upscale import upscale  # noqa: E402
 
-__all__ = ["LPIPS", "PSNRY", "SSIMY", "MGBPGenerator", "MultiScaleDiscriminator", "upscale", "__version__"]
+__all__ = ["LPIPS", "PSNRY", "SSIMY", "MGBPGenerator", "MultiScaleDiscriminator", "SRGAN", "upscale", "__version__"]

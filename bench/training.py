@@ -1,0 +1,99 @@
+"""Training throughput: one JSON line per network size (lite, published G-MGBP).
+
+    python bench/training.py [--data DIR ...] [--steps 20] [--perceptual_weights PATH]
+
+For each configuration, in one run: GAN training steps/s and patches/s (adversarial
+phase: D step + G step, two generator passes), and beside it the input pipeline's
+patches/s alone, with their ratio (> 1 means the pipeline keeps up). Defaults to
+../shared/data/train when present, else scikit-image's sample photographs.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from sr_keras.data.pipeline import training_dataset  # noqa: E402
+from sr_keras.models.discriminator import MultiScaleDiscriminator  # noqa: E402
+from sr_keras.models.gan import SRGAN  # noqa: E402
+from sr_keras.models.generator import MGBPGenerator  # noqa: E402
+
+CONFIGS = {
+    "lite": dict(generator=dict(filters=16, growth=8, analysis_depth=1, upscaling_depth=1, downscaling_depth=1,
+                                synthesis_depth=1, mu=1, padding=2),
+                 discriminator=dict(filters=16, depth=1, max_filters=64), patch_size=64, batch_size=8),
+    "published": dict(generator=dict(), discriminator=dict(filters=32, depth=2, max_filters=256),
+                      patch_size=128, batch_size=16),
+}
+
+
+def default_data():
+    shared = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "train"
+    if shared.is_dir():
+        return [str(shared)]
+    from sr_keras.training.sample_data import write_sample_images
+
+    return [write_sample_images(tempfile.mkdtemp(prefix="sr_keras_bench_"))[0]]
+
+
+def pipeline_rate(ds, batches, batch_size):
+    it = iter(ds)
+    next(it)
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * batch_size / (time.perf_counter() - t0)
+
+
+def bench(name, spec, data, steps, contextual):
+    keras.utils.set_random_seed(0)
+    g = MGBPGenerator(scale=4, **spec["generator"])
+    d = MultiScaleDiscriminator(2, **spec["discriminator"])
+    gan = SRGAN(g, d, contextual=contextual)
+    gan.compile(g_optimizer=keras.optimizers.Adam(1e-4), d_optimizer=keras.optimizers.Adam(1e-4),
+                sample_lr_size=spec["patch_size"] // 4)
+    ds = training_dataset(data, scale=4, patch_size=spec["patch_size"], batch_size=spec["batch_size"], seed=0,
+                          cache=True)
+    gan.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)  # trace + fill the cache
+    t0 = time.perf_counter()
+    gan.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+    train_steps = steps / (time.perf_counter() - t0)
+    train_patches = train_steps * spec["batch_size"]
+    pipe = pipeline_rate(ds, max(steps, 20), spec["batch_size"])
+    return {"config": name, "generator_params": g.count_params(), "discriminator_params": d.count_params(),
+            "patch_size": spec["patch_size"], "batch_size": spec["batch_size"],
+            "perceptual": contextual is not None, "train_steps_per_s": round(train_steps, 3),
+            "train_patches_per_s": round(train_patches, 2), "pipeline_patches_per_s": round(pipe, 1),
+            "pipeline_to_train_ratio": round(pipe / train_patches, 1),
+            "device": "GPU" if tf.config.list_physical_devices("GPU") else f"CPU x{os.cpu_count()}"}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="*", default=None)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--perceptual_weights", default="",
+                        help="VGG16 .npz (or 'imagenet') to include the contextual loss; off by default")
+    args = parser.parse_args()
+    data = args.data or default_data()
+    contextual = None
+    if args.perceptual_weights:
+        from sr_keras.losses import ContextualLoss, VGGFeatures
+
+        contextual = ContextualLoss(VGGFeatures(weights=args.perceptual_weights), max_positions=1024)
+    for name in args.configs:
+        print(json.dumps(bench(name, CONFIGS[name], data, args.steps, contextual)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

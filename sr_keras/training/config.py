@@ -1,0 +1,98 @@
+"""Training configuration: one dataclass, mirrored 1:1 by absl flags (so `--flagfile` configs work)."""
+
+import dataclasses
+from typing import List
+
+# (default, help) per field; the dataclass and the flags are both made from this table.
+FIELDS = {
+    # data
+    "train_data": ([], "HR training images: folders, globs or TFRecord shards (comma separated)."),
+    "val_data": ([], "held-out HR images for validation (whole images)."),
+    "sample_data": ("", "if set, write scikit-image's sample photographs to DIR/{train,validation} "
+                        "and use them when --train_data/--val_data are empty (no download)."),
+    "output_dir": ("runs/train", "checkpoints/, logs/ (TensorBoard), samples/, saved_model/, generator.keras."),
+    "scale": (4, "upscaling factor: 2, 4 or 8."),
+    "patch_size": (96, "HR patch side (multiple of scale)."),
+    "batch_size": (16, "GLOBAL batch size, split over all replicas (must divide by their number)."),
+    "cache": (False, "keep decoded training images in memory."),
+    "seed": (1, "seed of the data pipeline (offset by the resume step)."),
+    # schedule
+    "steps": (1000, "total generator steps (counted across resumes)."),
+    "steps_per_epoch": (100, "steps between validations."),
+    "warmup_steps": (0, "reconstruction-only steps (no discriminator) before the GAN phase."),
+    # generator
+    "filters": (48, "generator feature width."),
+    "growth": (16, "dense-block growth rate."),
+    "analysis_depth": (3, "generator Analysis depth."),
+    "upscaling_depth": (3, "generator Upscaling depth."),
+    "downscaling_depth": (4, "generator Downscaling depth."),
+    "synthesis_depth": (3, "generator Synthesis depth."),
+    "mu": (2, "back-projection iterations."),
+    "padding": (4, "generator reflection padding (LR pixels)."),
+    "init_residual_scale": (0.1, "scale the generator's fresh synthesis output kernels by this, so "
+                                 "training starts near the (learned) bicubic upscaler; 1 = plain He init."),
+    # discriminator
+    "d_filters": (32, "discriminator width at the finest scale."),
+    "d_depth": (2, "convolutions per discriminator scale."),
+    "d_max_filters": (256, "discriminator width cap."),
+    # losses
+    "lambda_rec": (10.0, "weight of the reconstruction loss (paper: 10)."),
+    "lambda_per": (0.1, "weight of the contextual (perceptual) loss (paper: 0.1)."),
+    "lambda_gan": (0.001, "weight of the adversarial loss (paper: 0.001)."),
+    "reconstruction_loss": ("l1", "l1, mse or ssim."),
+    "gan_loss": ("nonsaturating", "nonsaturating, hinge, lsgan or relativistic."),
+    "perceptual_weights": ("auto", "VGG16 weights for the contextual loss: an .npz path (layout of "
+                                   "vgg16_imagenet_conv.npz), 'imagenet' (download), 'auto' ($SR_KERAS_VGG_WEIGHTS "
+                                   "if set, else the loss is off) or '' (off)."),
+    "contextual_band_width": (0.5, "contextual loss band width h."),
+    "contextual_max_positions": (1024, "feature positions sampled per image by the contextual loss."),
+    "perceptual_amplitude": (1.0, "noise amplitude of the textured branch."),
+    # optimisation
+    "g_lr": (1e-4, "generator Adam learning rate."),
+    "d_lr": (1e-4, "discriminator Adam learning rate."),
+    "beta_1": (0.9, "Adam beta_1."),
+    "ema_decay": (0.0, "EMA of generator weights for validation/export (0 = off)."),
+    # bookkeeping
+    "checkpoint_every": (100, "steps between checkpoints."),
+    "keep_checkpoints": (3, "checkpoints kept."),
+    "log_every": (20, "steps between progress lines."),
+    "summary_every": (10, "steps between TensorBoard scalars."),
+    "image_every": (200, "steps between TensorBoard images."),
+    "sample_amplitudes": (["0", "0.5", "1"], "noise amplitudes of TensorBoard images and sample PNGs."),
+    "export": (True, "export the generator (SavedModel and .keras) and write samples at the end."),
+    # distribution
+    "strategy": ("default", "default, mirrored (all local GPUs, or --cpu_logical_devices) or multi_worker (TF_CONFIG)."),
+    "cpu_logical_devices": (0, "split the CPU into N logical devices (for mirrored training on CPU)."),
+    # test hooks
+    "debug_nan_at_step": (0, "TEST HOOK: poison a generator weight with NaN before this step."),
+}
+
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig",
+    [(name, type(default) if not isinstance(default, list) else List[str],
+      dataclasses.field(default_factory=lambda d=default: list(d)) if isinstance(default, list)
+      else dataclasses.field(default=default)) for name, (default, _) in FIELDS.items()],
+)
+TrainConfig.__doc__ = "All training settings; see FIELDS for each one's meaning."
+
+
+def define_flags(flag_values=None):
+    """Define one absl flag per TrainConfig field."""
+    from absl import flags
+
+    fv = flag_values or flags.FLAGS
+    for name, (default, help_text) in FIELDS.items():
+        if isinstance(default, bool):
+            flags.DEFINE_bool(name, default, help_text, flag_values=fv)
+        elif isinstance(default, int):
+            flags.DEFINE_integer(name, default, help_text, flag_values=fv)
+        elif isinstance(default, float):
+            flags.DEFINE_float(name, default, help_text, flag_values=fv)
+        elif isinstance(default, list):
+            flags.DEFINE_list(name, default, help_text, flag_values=fv)
+        else:
+            flags.DEFINE_string(name, default, help_text, flag_values=fv)
+
+
+def config_from_flags(flag_values):
+    return TrainConfig(**{name: getattr(flag_values, name) for name in FIELDS})

@@ -1,0 +1,234 @@
+"""The training run behind train_main.py: data, networks, resume, fit, final validation, export."""
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sr_keras.io.atomic import atomic_output_path
+from sr_keras.training import callbacks as cb
+from sr_keras.training.checkpoint import TrainingCheckpoint
+from sr_keras.training.strategy import is_chief, make_strategy
+
+logger = logging.getLogger("sr_keras.training")
+
+EXIT_NON_FINITE = 3
+
+
+def resolve_perceptual_weights(setting):
+    """The VGG weights to use ('imagenet' or a path), or None with the reason the loss is off."""
+    if setting == "auto":
+        path = os.environ.get("SR_KERAS_VGG_WEIGHTS", "")
+        if path and os.path.isfile(path):
+            return path, None
+        return None, ("contextual (perceptual) loss OFF: --perceptual_weights=auto and "
+                      "$SR_KERAS_VGG_WEIGHTS does not name an existing .npz; set it (e.g. to "
+                      "vgg16_imagenet_conv.npz) or pass --perceptual_weights=PATH|imagenet")
+    if not setting:
+        return None, "contextual (perceptual) loss OFF: --perceptual_weights is empty"
+    if setting != "imagenet" and not os.path.isfile(setting):
+        raise FileNotFoundError(f"--perceptual_weights={setting}: no such file")
+    return setting, None
+
+
+def _build(cfg, sample_lr_size):
+    from sr_keras.losses import ContextualLoss, VGGFeatures
+    from sr_keras.models.discriminator import MultiScaleDiscriminator
+    from sr_keras.models.gan import SRGAN
+    from sr_keras.models.generator import MGBPGenerator
+
+    generator = MGBPGenerator(scale=cfg.scale, filters=cfg.filters, growth=cfg.growth,
+                              analysis_depth=cfg.analysis_depth, upscaling_depth=cfg.upscaling_depth,
+                              downscaling_depth=cfg.downscaling_depth, synthesis_depth=cfg.synthesis_depth,
+                              mu=cfg.mu, padding=cfg.padding, name="generator")
+    if cfg.init_residual_scale != 1.0:  # a fresh start; a resumed run overwrites it from the checkpoint
+        kernel = generator.synthesis.conv4.kernel
+        kernel.assign(kernel * cfg.init_residual_scale)
+    discriminator = MultiScaleDiscriminator(generator.levels, filters=cfg.d_filters, depth=cfg.d_depth,
+                                            max_filters=cfg.d_max_filters, name="discriminator")
+    contextual = None
+    if cfg.lambda_per > 0:
+        weights, why_off = resolve_perceptual_weights(cfg.perceptual_weights)
+        if weights is None:
+            logger.warning(why_off)
+        else:
+            contextual = ContextualLoss(VGGFeatures(weights=weights), band_width=cfg.contextual_band_width,
+                                        max_positions=cfg.contextual_max_positions)
+            logger.info("contextual (perceptual) loss ON, VGG16 weights: %s", weights)
+    gan = SRGAN(generator, discriminator, contextual=contextual, reconstruction_weight=cfg.lambda_rec,
+                perceptual_weight=cfg.lambda_per, adversarial_weight=cfg.lambda_gan,
+                reconstruction_kind=cfg.reconstruction_loss, gan_kind=cfg.gan_loss,
+                warmup_steps=cfg.warmup_steps, ema_decay=cfg.ema_decay,
+                perceptual_amplitude=cfg.perceptual_amplitude)
+    gan.compile(g_optimizer=keras.optimizers.Adam(cfg.g_lr, beta_1=cfg.beta_1),
+                d_optimizer=keras.optimizers.Adam(cfg.d_lr, beta_1=cfg.beta_1),
+                sample_lr_size=sample_lr_size)
+    return gan
+
+
+def _data_sources(cfg):
+    train, val = list(cfg.train_data), list(cfg.val_data)
+    if cfg.sample_data and not train:
+        from sr_keras.training.sample_data import write_sample_images
+
+        sample_train, sample_val = write_sample_images(cfg.sample_data)
+        train, val = [sample_train], val or [sample_val]
+    if not train:
+        raise ValueError("no training data: pass --train_data (folders/globs/TFRecords) or --sample_data=DIR")
+    return train, val
+
+
+def _shard_by_data(ds):
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
+def train(cfg):
+    """Run (or resume) training as configured; return a dict of results (also written to summary.json)."""
+    from sr_keras.data.pipeline import training_dataset, validation_dataset
+
+    t_start = time.perf_counter()
+    strategy = make_strategy(cfg.strategy, cfg.cpu_logical_devices)
+    chief = is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if cfg.batch_size % replicas:
+        raise ValueError(f"--batch_size={cfg.batch_size} (global) must be divisible by the "
+                         f"{replicas} replicas of --strategy={cfg.strategy}")
+    logger.info("strategy %s: %d replica(s), global batch %d (%d per replica)", cfg.strategy, replicas,
+                cfg.batch_size, cfg.batch_size // replicas)
+    train_src, val_src = _data_sources(cfg)
+    out = os.path.abspath(cfg.output_dir)
+    ckpt_dir = os.path.join(out, "checkpoints")
+    if not chief:  # every worker must save (collectives), only the chief's copy is kept
+        ckpt_dir = os.path.join(out, f".worker{strategy.cluster_resolver.task_id}_checkpoints")
+
+    with strategy.scope():
+        gan = _build(cfg, sample_lr_size=cfg.patch_size // cfg.scale)
+        checkpoint = TrainingCheckpoint(gan, ckpt_dir, max_to_keep=cfg.keep_checkpoints)
+        start = checkpoint.restore_latest()
+    logger.info("generator %s parameters, discriminator %s; starting at step %d of %d",
+                f"{gan.generator.count_params():,}", f"{gan.discriminator.count_params():,}", start, cfg.steps)
+
+    val_ds = validation_dataset(val_src, scale=cfg.scale) if val_src else None
+    if val_ds is not None and cfg.strategy == "multi_worker":
+        logger.warning("--strategy=multi_worker: validation is skipped (Keras 3 evaluate does not "
+                       "support MultiWorkerMirroredStrategy, keras-team/keras#20585)")
+        val_ds = None
+    amplitudes = [float(a) for a in cfg.sample_amplitudes]
+    preview = None
+    if val_ds is not None:
+        lr0 = next(iter(val_ds))[0]
+        preview = lr0[:, :64, :64, :]
+
+    history_logs = {}
+    if start < cfg.steps:
+        ds = training_dataset(train_src, scale=cfg.scale, patch_size=cfg.patch_size,
+                              batch_size=cfg.batch_size, seed=cfg.seed + start, cache=cfg.cache)
+        ds = _shard_by_data(ds)
+        callbacks = [cb.NonFiniteGuard(checkpoint)]
+        if cfg.debug_nan_at_step:
+            callbacks.append(cb.InjectNonFinite(cfg.debug_nan_at_step))
+        callbacks += [cb.StopAtStep(cfg.steps), cb.PeriodicCheckpoint(checkpoint, cfg.checkpoint_every),
+                      cb.ProgressLogger(cfg.steps, cfg.log_every)]
+        if chief:
+            callbacks.append(cb.TrainingSummaries(os.path.join(out, "logs"), preview, amplitudes,
+                                                  every=cfg.summary_every, image_every=cfg.image_every))
+        spe = cfg.steps_per_epoch
+        initial_epoch = start // spe
+        epochs = initial_epoch + math.ceil((cfg.steps - start) / spe)
+        try:
+            if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                # Keras 3 `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585):
+                # same train_step and callbacks, driven by a small custom loop; no validation.
+                history = _multi_worker_fit(gan, strategy, ds, callbacks, cfg.steps, spe)
+            else:
+                history = gan.fit(ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=spe,
+                                  validation_data=val_ds, callbacks=callbacks, verbose=0)
+        except cb.NonFiniteLossError as error:
+            logger.error("%s", error)
+            return {"status": "non_finite", "step": gan.step, "message": str(error),
+                    "exit_code": EXIT_NON_FINITE}
+        history_logs = {k: float(v[-1]) for k, v in history.history.items()}
+    t_train = time.perf_counter() - t_start
+
+    results = {"status": "ok", "step": gan.step, "train_seconds": round(t_train, 1), "exit_code": 0}
+    if val_ds is not None:
+        val = {k: v for k, v in history_logs.items() if k.startswith("val_")}
+        if not val:
+            val = {f"val_{k}": float(v) for k, v in gan.evaluate(val_ds, verbose=0, return_dict=True).items()}
+        results.update(val)
+        logger.info("final validation on %d held-out image(s) at step %d: PSNR at amplitude 0 %.2f dB, "
+                    "bicubic %.2f dB (%+.2f dB)", sum(1 for _ in val_ds), gan.step, val["val_psnr"],
+                    val["val_bicubic_psnr"], val["val_psnr"] - val["val_bicubic_psnr"])
+    if chief and cfg.export:
+        results.update(_export(gan, out, val_ds, amplitudes))
+    if chief:
+        with atomic_output_path(os.path.join(out, "summary.json")) as tmp:
+            with open(tmp, "w") as f:
+                json.dump(results, f, indent=2)
+    else:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return results
+
+
+def _export(gan, out, val_ds, amplitudes):
+    from sr_keras.export import export_saved_model
+
+    generator = gan.inference_generator()
+    saved = export_saved_model(generator, os.path.join(out, "saved_model"), version=1, overwrite=True)
+    keras_path = os.path.join(out, "generator.keras")
+    with atomic_output_path(keras_path) as tmp:
+        generator.save(tmp)
+    samples = []
+    if val_ds is not None:
+        images = [(f"val{i}", lr[0].numpy()) for i, (lr, _) in enumerate(val_ds)]
+        samples = cb.write_samples(generator, images, os.path.join(out, "samples"), amplitudes)
+    logger.info("exported SavedModel %s, Keras model %s and %d sample image(s) in %s",
+                saved, keras_path, len(samples), os.path.join(out, "samples"))
+    return {"saved_model": saved, "keras_model": keras_path, "samples": samples}
+
+
+def _multi_worker_fit(gan, strategy, ds, callbacks, total_steps, steps_per_epoch):
+    """`fit` for MultiWorkerMirroredStrategy: strategy.run(gan.train_step) with Keras callbacks."""
+    iterator = iter(strategy.experimental_distribute_dataset(ds))
+    steps = {}
+
+    def step_function(adversarial):
+        if adversarial not in steps:
+            @tf.function
+            def step(it):
+                logs = strategy.run(gan.train_step, args=(next(it),))
+                return {k: strategy.experimental_local_results(v)[0] for k, v in logs.items()}
+            steps[adversarial] = step
+        return steps[adversarial]
+
+    callback_list = keras.callbacks.CallbackList(callbacks, model=gan)
+    gan.stop_training = False
+    callback_list.on_train_begin()
+    history = keras.callbacks.History()
+    history.set_model(gan)
+    history.on_train_begin()
+    epoch, logs = gan.step // steps_per_epoch, {}
+    while gan.step < total_steps and not gan.stop_training:
+        callback_list.on_epoch_begin(epoch)
+        for batch in range(steps_per_epoch):
+            callback_list.on_train_batch_begin(batch)
+            gan._adversarial = gan.step >= gan.warmup_steps
+            logs = {k: float(v) for k, v in step_function(gan._adversarial)(iterator).items()}
+            callback_list.on_train_batch_end(batch, logs)
+            if gan.stop_training:
+                break
+        for m in gan.metrics:
+            m.reset_state()
+        callback_list.on_epoch_end(epoch, logs)
+        history.on_epoch_end(epoch, logs)
+        epoch += 1
+    callback_list.on_train_end(logs)
+    return history
