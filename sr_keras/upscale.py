@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 # LR pixels per tile side. 192 keeps the published 4x network under ~1.5 GB of
-# activations per tile (see docs/README_upscale.md) at ~1.4x the untiled work.
+# activations per tile (see docs/upscale.md) at ~1.4x the untiled work.
 DEFAULT_TILE = 192
 # LR pixels shared by neighbouring tiles. The published 4x network's output
 # changes by < 1e-4 once a missing-context edge is >= 16 LR px away, < 4e-3

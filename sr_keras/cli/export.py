@@ -9,7 +9,7 @@ def add_parser(subparsers, name):
         name, help="export a .keras generator for TF Serving (SavedModel) or ONNX runtimes",
         description="Export an MGBPGenerator. saved_model: writes DIR/VERSION/ as TF Serving expects "
                     "(signatures serving_default, seeded, amplitude_map, encoded; see "
-                    "docs/README_serving.md). onnx: writes DIR/VERSION/model.onnx, or the given "
+                    "docs/serving.md). onnx: writes DIR/VERSION/model.onnx, or the given "
                     "file when --output ends in .onnx.",
     )
     p.add_argument("--model", required=True, help="trained generator, .keras file")

@@ -8,7 +8,7 @@ Weights: an `.npz` in our layout (`conv{1..5}/kernel` HWIO and `/bias`,
 `lin{1..5}/weight` of shape (C,)). Without a path we fetch the two official
 upstream files (torchvision's AlexNet and the LPIPS repository's v0.1 `alex.pth`
 heads) and convert them once into the Keras cache; the conversion reads the
-PyTorch pickles and so needs `pip install torch` (see docs/README_evaluate.md).
+PyTorch pickles and so needs `pip install torch` (see docs/evaluate.md).
 """
 
 import hashlib
@@ -140,7 +140,7 @@ def download_weights():
         raise LPIPSWeightsError(
             "LPIPS weights: no --lpips-weights path given, and converting the official PyTorch files "
             f"({ALEXNET_URL}, {LPIPS_ALEX_LIN_URL}) needs torch: `pip install -e '.[torch]'`, or pass an "
-            "npz in our layout (see docs/README_evaluate.md)") from error
+            "npz in our layout (see docs/evaluate.md)") from error
     try:
         alexnet_path = keras.utils.get_file(origin=ALEXNET_URL)
         lin_path = keras.utils.get_file("lpips_v0.1_alex.pth", origin=LPIPS_ALEX_LIN_URL)

@@ -150,16 +150,30 @@ class FilterBlock(keras.layers.Layer):
         }
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class Analysis(keras.layers.Layer):
-    """Image -> features: 3x3 conv to `filters`, then a filter block."""
+class _FeatureModule(keras.layers.Layer):
+    """Shared configuration of the four G-MGBP modules (width, dense depth, growth, bottleneck)."""
 
     def __init__(self, filters=48, depth=3, growth=16, bottleneck=64, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.depth = int(filters), int(depth)
         self.growth, self.bottleneck = int(growth), int(bottleneck)
+
+    def _filter_block(self, filters, name):
+        return FilterBlock(self.depth, filters, self.growth, self.bottleneck, name=name)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "depth": self.depth,
+                "growth": self.growth, "bottleneck": self.bottleneck}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Analysis(_FeatureModule):
+    """Image -> features: 3x3 conv to `filters`, then a filter block."""
+
+    def __init__(self, filters=48, depth=3, growth=16, bottleneck=64, **kwargs):
+        super().__init__(filters, depth, growth, bottleneck, **kwargs)
         self.conv1 = Conv(self.filters, 3, name="conv1")
-        self.block = FilterBlock(self.depth, self.filters, self.growth, self.bottleneck, name="block")
+        self.block = self._filter_block(self.filters, "block")
 
     def build(self, input_shape):
         self.conv1.build((None, None, None, 3))
@@ -168,20 +182,14 @@ class Analysis(keras.layers.Layer):
     def call(self, image):
         return self.block(self.conv1(image))
 
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "depth": self.depth,
-                "growth": self.growth, "bottleneck": self.bottleneck}
-
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class Synthesis(keras.layers.Layer):
+class Synthesis(_FeatureModule):
     """Features -> RGB residual: filter block, BiasReLU, 3x3 conv with bias."""
 
     def __init__(self, filters=48, depth=3, growth=16, bottleneck=64, **kwargs):
-        super().__init__(**kwargs)
-        self.filters, self.depth = int(filters), int(depth)
-        self.growth, self.bottleneck = int(growth), int(bottleneck)
-        self.block = FilterBlock(self.depth, self.filters, self.growth, self.bottleneck, name="block")
+        super().__init__(filters, depth, growth, bottleneck, **kwargs)
+        self.block = self._filter_block(self.filters, "block")
         self.act4 = BiasReLU(name="act4")
         self.conv4 = Conv(3, 3, use_bias=True, name="conv4")
 
@@ -194,13 +202,9 @@ class Synthesis(keras.layers.Layer):
     def call(self, features):
         return self.conv4(self.act4(self.block(features)))
 
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "depth": self.depth,
-                "growth": self.growth, "bottleneck": self.bottleneck}
-
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class Upscaling(keras.layers.Layer):
+class Upscaling(_FeatureModule):
     """Features (2F+1 channels incl. noise) -> F features at exactly 2x resolution.
 
     The transposed conv matches PyTorch's (k=3, stride 2, padding 1,
@@ -209,11 +213,9 @@ class Upscaling(keras.layers.Layer):
     """
 
     def __init__(self, filters=48, depth=3, growth=16, bottleneck=64, **kwargs):
-        super().__init__(**kwargs)
-        self.filters, self.depth = int(filters), int(depth)
-        self.growth, self.bottleneck = int(growth), int(bottleneck)
+        super().__init__(filters, depth, growth, bottleneck, **kwargs)
         self.in_channels = 2 * self.filters + 1
-        self.pre_up = FilterBlock(self.depth, self.in_channels, self.growth, self.bottleneck, name="pre_up")
+        self.pre_up = self._filter_block(self.in_channels, "pre_up")
         self.act_up = BiasReLU(name="act_up")
 
     def build(self, input_shape):
@@ -235,21 +237,15 @@ class Upscaling(keras.layers.Layer):
         )
         return y[:, 1:, 1:, :]
 
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "depth": self.depth,
-                "growth": self.growth, "bottleneck": self.bottleneck}
-
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class Downscaling(keras.layers.Layer):
+class Downscaling(_FeatureModule):
     """F features -> F features at 1/2 resolution: strided 3x3 conv, then a filter block."""
 
     def __init__(self, filters=48, depth=4, growth=16, bottleneck=64, **kwargs):
-        super().__init__(**kwargs)
-        self.filters, self.depth = int(filters), int(depth)
-        self.growth, self.bottleneck = int(growth), int(bottleneck)
+        super().__init__(filters, depth, growth, bottleneck, **kwargs)
         self.conv_down = Conv(self.filters, 3, strides=2, name="conv_down")
-        self.post_down = FilterBlock(self.depth, self.filters, self.growth, self.bottleneck, name="post_down")
+        self.post_down = self._filter_block(self.filters, "post_down")
 
     def build(self, input_shape):
         shape = (None, None, None, self.filters)
@@ -258,10 +254,6 @@ class Downscaling(keras.layers.Layer):
 
     def call(self, x):
         return self.post_down(self.conv_down(x))
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "depth": self.depth,
-                "growth": self.growth, "bottleneck": self.bottleneck}
 
 
 def bicubic_kernel_2x(size=9):
