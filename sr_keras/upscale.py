@@ -28,23 +28,18 @@ DEFAULT_TILE = 192
 # middle overlap/2 = 16 px, so tiled and untiled agree to ~1e-4.
 DEFAULT_OVERLAP = 32
 
-NO_PRETRAINED_MODEL = (
-    "--model is required: no pretrained model is bundled yet; train one with train_main.py "
-    "or import the published one with sr-keras import-pirm"
-)
-
-
 class NoDefaultModel(RuntimeError):
-    """Raised by `default_model` until a pretrained model ships with the package."""
+    """The bundled model cannot be loaded (a broken installation); pass a model explicitly."""
 
 
 def default_model():
-    """The bundled pretrained generator; none ships yet, so this raises `NoDefaultModel`.
+    """The bundled 4x generator (`sr_keras.pretrained("x4")`), used when no model is given."""
+    from sr_keras.zoo import pretrained
 
-    When one ships, download it here with `keras.utils.get_file(url, file_hash=...)`
-    and return `keras.saving.load_model(path)`; the CLI already falls back to it.
-    """
-    raise NoDefaultModel(NO_PRETRAINED_MODEL)
+    try:
+        return pretrained("x4")
+    except (FileNotFoundError, ValueError, OSError) as error:
+        raise NoDefaultModel(f"{error}; pass --model MODEL.keras") from error
 
 
 # -- tile layout ---------------------------------------------------------------

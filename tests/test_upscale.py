@@ -11,7 +11,6 @@ from sr_keras.io.images import read_image
 from sr_keras.upscale import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
-    NO_PRETRAINED_MODEL,
     _runner,
     blend_weights,
     tile_starts,
@@ -196,10 +195,25 @@ def _upscale_cli(*args):
     return main(["upscale", *map(str, args)])
 
 
-def test_model_is_required_until_a_pretrained_one_ships(tmp_path, capsys):
+def test_without_model_the_bundled_x4_generator_is_used(tmp_path, capsys):
+    import sr_keras
+
+    src = _save(tmp_path / "a.png", _u8(8, 8))
+    assert _upscale_cli(src, "--output-dir", tmp_path / "out", "--noise", 0) == 0
+    written = read_image(tmp_path / "out" / "a.png").pixels
+    assert written.shape == (32, 32, 3)
+    expected = upscale(read_image(src).pixels, sr_keras.pretrained("x4"), 0.0)
+    assert np.abs(written - expected).max() <= 0.5 / 255 + 1e-6  # the PNG's rounding only
+
+
+def test_a_broken_install_names_the_missing_model_file(tmp_path, capsys, monkeypatch):
+    from sr_keras import zoo
+
+    monkeypatch.setitem(zoo.MODELS, "x4", ("missing.keras", ""))
     src = _save(tmp_path / "a.png", _u8(8, 8))
     assert _upscale_cli(src, "--output-dir", tmp_path / "out", "--noise", 0) == 2
-    assert NO_PRETRAINED_MODEL in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "missing.keras" in err and "pass --model" in err
     assert not (tmp_path / "out" / "a.png").exists()
 
 

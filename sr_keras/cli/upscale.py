@@ -23,7 +23,7 @@ def add_parser(subparsers, name):
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
     p.add_argument("--output-dir", required=True, help="folder for the output PNGs (created if needed)")
-    p.add_argument("--model", help="generator .keras file (required: no pretrained model ships yet)")
+    p.add_argument("--model", help="generator .keras file (default: the bundled 4x model, sr_keras.pretrained('x4'))")
     p.add_argument("--noise", type=float, required=True, metavar="A",
                    help="noise amplitude: 0 = faithful (best PSNR), 1 = most texture")
     p.add_argument("--noise-map", metavar="MASK",
