@@ -13,6 +13,7 @@ every tile gets the slice under it. A seeded tiled run therefore reproduces
 `generator(lr, noise_amplitude=a, seed=s)` on the whole image.
 """
 
+import functools
 import math
 import weakref
 
@@ -32,8 +33,12 @@ class NoDefaultModel(RuntimeError):
     """The bundled model cannot be loaded (a broken installation); pass a model explicitly."""
 
 
+@functools.lru_cache(maxsize=1)
 def default_model():
-    """The bundled 4x generator (`sr_keras.pretrained("x4")`), used when no model is given."""
+    """The bundled 4x generator (`sr_keras.pretrained("x4")`), used when no model is given.
+
+    Loaded once per process: repeated API calls reuse it (and its traced function).
+    """
     from sr_keras.zoo import pretrained
 
     try:
@@ -160,9 +165,11 @@ def _check_model(model):
             )
 
 
-def upscale(images, model, noise_amplitude=0.0, seed=None, tile=None, overlap=DEFAULT_OVERLAP,
+def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile=None, overlap=DEFAULT_OVERLAP,
             clip=True, on_tile=None):
     """Super-resolve an (H, W, C) image or (N, H, W, C) batch with values in [0, 1].
+
+    * `model`: an `MGBPGenerator`; None uses the bundled 4x one (`default_model()`).
 
     * C = 3: RGB; C = 1: grey (run as replicated RGB, returned as the channel
       mean); C = 4 or 2: colour plus alpha, the alpha upscaled bicubically.
@@ -175,6 +182,8 @@ def upscale(images, model, noise_amplitude=0.0, seed=None, tile=None, overlap=DE
     Returns float32 (sH, sW, C) or (N, sH, sW, C), clipped to [0, 1] unless
     `clip=False`.
     """
+    if model is None:
+        model = default_model()
     _check_model(model)
     array = np.asarray(images, dtype="float32")
     single = array.ndim == 3

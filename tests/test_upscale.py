@@ -208,7 +208,9 @@ def test_without_model_the_bundled_x4_generator_is_used(tmp_path, capsys):
 
 def test_a_broken_install_names_the_missing_model_file(tmp_path, capsys, monkeypatch):
     from sr_keras import zoo
+    from sr_keras.upscale import default_model
 
+    default_model.cache_clear()  # the bundled model may already be loaded by another test
     monkeypatch.setitem(zoo.MODELS, "x4", ("missing.keras", ""))
     src = _save(tmp_path / "a.png", _u8(8, 8))
     assert _upscale_cli(src, "--output-dir", tmp_path / "out", "--noise", 0) == 2
@@ -375,3 +377,10 @@ def test_end_to_end_published_r1_psnr(reference_npz, shared_dir, tmp_path, capsy
     with capsys.disabled():
         print(f"\nR1 Set5 img_001 x4 via sr-keras upscale --noise 0: PSNR-Y {psnr:.4f} dB")
     assert psnr == pytest.approx(33.4512, abs=0.01)
+
+
+def test_api_defaults_to_the_bundled_model():
+    import sr_keras
+
+    lr = _image(12, 10)
+    np.testing.assert_array_equal(upscale(lr, noise_amplitude=0.0), upscale(lr, sr_keras.pretrained("x4"), 0.0))
