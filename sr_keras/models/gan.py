@@ -18,20 +18,22 @@ import keras
 import tensorflow as tf
 
 from sr_keras import losses as sr_losses
+from sr_keras.metrics.distortion import psnr_y_tf
 
 _PACKAGE = "sr_keras"
 
 
 def psnr(predicted, target, shave=0, channel="rgb"):
-    """Per-image PSNR in dB of [0, 1] images (prediction clipped), `shave` border pixels dropped."""
+    """Per-image PSNR in dB of [0, 1] images (prediction clipped), `shave` border pixels dropped.
+
+    channel "y" is the benchmark convention (MATLAB studio-range luma, `sr_keras.metrics`).
+    """
+    if channel == "y":
+        return psnr_y_tf(target, predicted, shave)
+    if channel != "rgb":
+        raise ValueError(f"channel must be 'rgb' or 'y', got {channel!r}")
     predicted = tf.clip_by_value(tf.cast(predicted, tf.float32), 0.0, 1.0)
     target = tf.cast(target, tf.float32)
-    if channel == "y":  # MATLAB rgb2ycbcr luma (studio range), on [0, 1]
-        weights = tf.constant([65.481, 128.553, 24.966]) / 255.0
-        predicted = tf.reduce_sum(predicted * weights, axis=-1, keepdims=True) + 16.0 / 255.0
-        target = tf.reduce_sum(target * weights, axis=-1, keepdims=True) + 16.0 / 255.0
-    elif channel != "rgb":
-        raise ValueError(f"channel must be 'rgb' or 'y', got {channel!r}")
     if shave:
         predicted = predicted[:, shave:-shave, shave:-shave, :]
         target = target[:, shave:-shave, shave:-shave, :]
