@@ -74,11 +74,13 @@ def _build(cfg, sample_lr_size):
 
 def _data_sources(cfg):
     train, val = list(cfg.train_data), list(cfg.val_data)
-    if cfg.sample_data and not train:
+    if cfg.sample_data and not (train and val):
+        # Each empty side is filled from the sample photographs (as the flag says), so a run on
+        # real training data still validates on held-out photos.
         from sr_keras.training.sample_data import write_sample_images
 
         sample_train, sample_val = write_sample_images(cfg.sample_data)
-        train, val = [sample_train], val or [sample_val]
+        train, val = train or [sample_train], val or [sample_val]
     if not train:
         raise ValueError("no training data: pass --train_data (folders/globs/TFRecords) or --sample_data=DIR")
     return train, val
