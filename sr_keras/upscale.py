@@ -123,18 +123,6 @@ def _runner(model):
     return fn
 
 
-def _noise_maps(model, batch, height, width, seed):
-    """The generator's own noise for `seed`, drawn once for the whole padded image."""
-    p = model.padding
-    maps = []
-    for level in range(model.levels):
-        f = 2**level
-        shape = [batch, f * (height + 2 * p), f * (width + 2 * p), 1]
-        level_seed = tf.constant([seed, level], tf.int64)
-        maps.append(tf.random.stateless_normal(shape, seed=level_seed, alg="philox").numpy())
-    return maps
-
-
 def _amplitude_map(noise_amplitude, batch, height, width):
     """Normalise a scalar, (N,), (H, W), (H, W, 1) or (N, H, W, 1) amplitude to (N, H, W, 1)."""
     a = np.asarray(noise_amplitude, dtype="float32")
@@ -209,7 +197,7 @@ def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile=None, overl
     noisy = amplitude_map is not None or np.any(amplitude_vector != 0)
     if seed is None and noisy:
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
-    noise = _noise_maps(model, n, h, w, seed) if noisy else None
+    noise = [m.numpy() for m in model.seeded_noise(n, h, w, seed)] if noisy else None
 
     s, p = model.scale, model.padding
     run = _runner(model)

@@ -156,15 +156,24 @@ class MGBPGenerator(keras.Model):
                     m = m[:, :, :, None]
                 maps.append(m)
             return maps
+        if seed is not None:
+            return self.seeded_noise(n, h, w, seed, padded=True)
+        return [tf.random.normal([n, h * 2**level, w * 2**level, 1], dtype=self.compute_dtype)
+                for level in range(self.levels)]
+
+    def seeded_noise(self, batch, height, width, seed, padded=False):
+        """The per-level noise maps the generator draws for `seed` on an LR image of this size.
+
+        Tiled inference slices these so that tiles reproduce the whole-image
+        output. Sizes are of the padded LR (pass `padded=True` if they already are).
+        """
+        if not padded:
+            height, width = height + 2 * self.padding, width + 2 * self.padding
         maps = []
         for level in range(self.levels):
-            size = [n, h * 2**level, w * 2**level, 1]
-            if seed is None:
-                maps.append(tf.random.normal(size, dtype=self.compute_dtype))
-            else:
-                level_seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(level, tf.int64)])
-                maps.append(tf.random.stateless_normal(
-                    size, seed=level_seed, dtype=self.compute_dtype, alg="philox"))
+            size = [batch, height * 2**level, width * 2**level, 1]
+            level_seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(level, tf.int64)])
+            maps.append(tf.random.stateless_normal(size, seed=level_seed, dtype=self.compute_dtype, alg="philox"))
         return maps
 
     # -- forward ---------------------------------------------------------------
