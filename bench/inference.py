@@ -29,7 +29,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
 from flops import generator_flops, matmul_reference  # noqa: E402
 
 PUBLISHED = dict(scale=4)  # the MGBPGenerator defaults are the published G-MGBP 4x network

@@ -6,7 +6,8 @@ from sr_keras.metrics import LPIPS, PSNRY, SSIMY  # noqa: E402  (registers the K
 from sr_keras.models.discriminator import MultiScaleDiscriminator  # noqa: E402
 from sr_keras.models.gan import SRGAN  # noqa: E402
 from sr_keras.models.generator import MGBPGenerator  # noqa: E402
-from sr_keras.zoo import pretrained  # noqa: E402
 from sr_keras.upscale import upscale  # noqa: E402
+from sr_keras.zoo import pretrained  # noqa: E402
 
-__all__ = ["LPIPS", "PSNRY", "SSIMY", "MGBPGenerator", "MultiScaleDiscriminator", "SRGAN", "pretrained", "upscale", "__version__"]
+__all__ = ["LPIPS", "PSNRY", "SSIMY", "MGBPGenerator", "MultiScaleDiscriminator", "SRGAN", "pretrained", "upscale",
+           "__version__"]

@@ -183,18 +183,15 @@ def write_report(result, output_dir, scale, dataset=""):
     """Write metrics.json, metrics.csv, metrics.md, pd_curve.png and crops.png (atomically)."""
     os.makedirs(output_dir, exist_ok=True)
     summary = result.summary()
-    with atomic_output_path(os.path.join(output_dir, "metrics.json")) as tmp:
-        with open(tmp, "w") as f:
-            json.dump({m: {k: _json_value(v) for k, v in s.items()} for m, s in summary.items()}, f, indent=2)
-    with atomic_output_path(os.path.join(output_dir, "metrics.csv")) as tmp:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["method", "image", *METRICS])
-            writer.writeheader()
-            for row in result.rows:
-                writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
-    with atomic_output_path(os.path.join(output_dir, "metrics.md")) as tmp:
-        with open(tmp, "w") as f:
-            f.write(markdown_table(result, scale, dataset))
+    with atomic_output_path(os.path.join(output_dir, "metrics.json")) as tmp, open(tmp, "w") as f:
+        json.dump({m: {k: _json_value(v) for k, v in s.items()} for m, s in summary.items()}, f, indent=2)
+    with atomic_output_path(os.path.join(output_dir, "metrics.csv")) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["method", "image", *METRICS])
+        writer.writeheader()
+        for row in result.rows:
+            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+    with atomic_output_path(os.path.join(output_dir, "metrics.md")) as tmp, open(tmp, "w") as f:
+        f.write(markdown_table(result, scale, dataset))
     if result.rows:  # nothing to plot when every image failed
         plot_pd_curve(summary, os.path.join(output_dir, "pd_curve.png"))
         plot_crops(result, os.path.join(output_dir, "crops.png"))
@@ -224,9 +221,8 @@ def _save_figure(figure, path):
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
-    with atomic_output_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(buffer.getvalue())
+    with atomic_output_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(buffer.getvalue())
 
 
 def plot_pd_curve(summary, path):
@@ -238,10 +234,10 @@ def plot_pd_curve(summary, path):
 
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     amplitudes = [m for m in summary if m != BICUBIC]
-    for axis, metric in zip(axes, ("lpips", "niqe")):
+    for axis, metric in zip(axes, ("lpips", "niqe"), strict=True):
         points = [(summary[m]["psnr_y"], summary[m][metric], m) for m in amplitudes if summary[m][metric] is not None]
         if points:
-            xs, ys, labels = zip(*points)
+            xs, ys, labels = zip(*points, strict=True)
             axis.plot(xs, ys, "o-", color="tab:blue", label="G-MGBP, noise amplitude")
             for i, (x, y, label) in enumerate(points):  # alternate sides: close points stay readable
                 axis.annotate(label, (x, y), textcoords="offset points", fontsize=8,
@@ -267,7 +263,7 @@ def plot_crops(result, path):
 
     labels = list(result.crops)
     figure, axes = plt.subplots(1, len(labels), figsize=(1.3 * len(labels), 1.6))
-    for axis, label in zip(np.atleast_1d(axes), labels):
+    for axis, label in zip(np.atleast_1d(axes), labels, strict=True):
         axis.imshow(np.clip(result.crops[label], 0, 1), interpolation="nearest")
         axis.set_title(label if label in (BICUBIC, "HR") else f"a={label}", fontsize=8)
         axis.axis("off")

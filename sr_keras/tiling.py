@@ -87,7 +87,7 @@ def blend_weights(starts, tile, size, overlap, scale):
     ends = [min(s + tile, size) for s in starts]
     width = overlap * scale / 2.0
     weights = []
-    for i, (s, e) in enumerate(zip(starts, ends)):
+    for i, (s, e) in enumerate(zip(starts, ends, strict=True)):
         x = np.arange(s * scale, e * scale, dtype="float64")
         w = np.ones_like(x, dtype="float32")
         if i > 0:

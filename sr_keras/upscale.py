@@ -206,10 +206,10 @@ def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", ove
     # (rows past the previous tile row, columns past the previous tile) and adds the rest.
     output = np.empty((n, h * s, w * s, 3), dtype="float32") if total > 1 else None
     previous_y1 = 0
-    for y0, weight_y in zip(ys, wy):
+    for y0, weight_y in zip(ys, wy, strict=True):
         y1 = min(y0 + tile_h, h)
         previous_x1 = 0
-        for x0, weight_x in zip(xs, wx):
+        for x0, weight_x in zip(xs, wx, strict=True):
             x1 = min(x0 + tile_w, w)
             window = (slice(None), slice(y0, y1 + 2 * p), slice(x0, x1 + 2 * p))
             if amplitude_map is not None:
@@ -218,11 +218,11 @@ def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", ove
                 amp = np.broadcast_to(amplitude_vector[:, None, None, None],
                                       (n, y1 - y0 + 2 * p, x1 - x0 + 2 * p, 1))
             if noise is not None:
-                maps = [m[:, 2**l * y0:2**l * (y1 + 2 * p), 2**l * x0:2**l * (x1 + 2 * p)]
-                        for l, m in enumerate(noise)]
+                maps = [m[:, 2**lv * y0:2**lv * (y1 + 2 * p), 2**lv * x0:2**lv * (x1 + 2 * p)]
+                        for lv, m in enumerate(noise)]
             else:
-                maps = [np.zeros((n, 2**l * (y1 - y0 + 2 * p), 2**l * (x1 - x0 + 2 * p), 1), "float32")
-                        for l in range(model.levels)]
+                maps = [np.zeros((n, 2**lv * (y1 - y0 + 2 * p), 2**lv * (x1 - x0 + 2 * p), 1), "float32")
+                        for lv in range(model.levels)]
             sr = run(tf.constant(padded[window]), tf.constant(amp, tf.float32), [tf.constant(m) for m in maps])
             if total == 1:
                 output = sr.numpy()

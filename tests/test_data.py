@@ -48,7 +48,7 @@ def test_training_shapes_and_pyramid_content(image_folder):
     assert lr.shape == (3, 4, 4, 3) and pyramid[0].shape == (3, 8, 8, 3) and pyramid[1].shape == (3, 16, 16, 3)
     assert ds.element_spec[0].shape == (3, 4, 4, 3)  # static batch (drop_remainder)
     for x in (lr, *pyramid):
-        assert x.dtype == tf.float32 and 0.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1.0
+        assert x.dtype == tf.float32 and float(tf.reduce_min(x)) >= 0.0 and float(tf.reduce_max(x)) <= 1.0
     hr = pyramid[-1]
     # HR patches are exact 8-bit pixels; the levels are made from them directly
     np.testing.assert_allclose(hr * 255, np.round(hr * 255), atol=1e-4)
@@ -119,8 +119,8 @@ def test_seed_determinism(image_folder):
         return batches(ds, 3)
 
     a, b, c = first(5), first(5), first(6)
-    assert all(np.array_equal(x, y) for ba, bb in zip(a, b) for x, y in zip(ba, bb))
-    assert not all(np.array_equal(x, y) for ba, bc in zip(a, c) for x, y in zip(ba, bc))
+    assert all(np.array_equal(x, y) for ba, bb in zip(a, b, strict=True) for x, y in zip(ba, bb, strict=True))
+    assert not all(np.array_equal(x, y) for ba, bc in zip(a, c, strict=True) for x, y in zip(ba, bc, strict=True))
 
 
 def test_bad_and_small_files_are_logged_and_skipped(image_folder, caplog):

@@ -121,7 +121,7 @@ def test_two_worker_multi_worker_mirrored_run_completes(tmp_path):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    for index, (proc, log) in enumerate(zip(procs, logs)):
+    for index, (proc, log) in enumerate(zip(procs, logs, strict=True)):
         assert proc.returncode == 0, f"worker {index}:\n{log[-3000:]}"
         assert "2 replica(s), global batch 4 (2 per replica)" in log
         assert "step 4/4" in log

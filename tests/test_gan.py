@@ -1,10 +1,10 @@
 """The G-MGBP GAN step: both networks learn, warm-up skips D, EMA, validation PSNR, checkpoints."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 from sr_keras.data.pipeline import downsample_pyramid
 from sr_keras.losses import ContextualLoss
 from sr_keras.models.discriminator import MultiScaleDiscriminator
@@ -39,7 +39,7 @@ def snapshot(model):
 
 
 def changed(before, model):
-    return any(not np.allclose(a, v.numpy()) for a, v in zip(before, model.trainable_variables))
+    return any(not np.allclose(a, v.numpy()) for a, v in zip(before, model.trainable_variables, strict=True))
 
 
 def test_train_step_updates_both_networks_and_lowers_losses(tiny_generator):
@@ -112,10 +112,10 @@ def test_ema_is_used_for_validation_and_export(tiny_generator):
     g = gan.generator.trainable_variables
     ema = gan._ema
     expected = [w.numpy() for w in g]
-    assert any(not np.allclose(e.numpy(), w) for e, w in zip(ema, expected))
+    assert any(not np.allclose(e.numpy(), w) for e, w in zip(ema, expected, strict=True))
     exported = gan.inference_generator()
     assert exported is not gan.generator
-    for e, w in zip(ema, exported.trainable_variables):
+    for e, w in zip(ema, exported.trainable_variables, strict=True):
         np.testing.assert_array_equal(e.numpy(), w.numpy())
     val = tf.data.Dataset.from_tensor_slices(batches(n=2, seed=3)).batch(2)
     logs = gan.evaluate(val, verbose=0, return_dict=True)
@@ -144,11 +144,11 @@ def test_checkpoint_restores_networks_optimizers_and_step(tiny_generator, tmp_pa
     assert path.endswith("ckpt-3")
     other = make_gan(tiny_generator, ema_decay=0.5)
     assert TrainingCheckpoint(other, tmp_path).restore_latest() == 3
-    for a, b in zip(gan.variables, other.variables):
+    for a, b in zip(gan.variables, other.variables, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     for opt_a, opt_b in ((gan.g_optimizer, other.g_optimizer), (gan.d_optimizer, other.d_optimizer)):
         assert len(opt_a.variables) == len(opt_b.variables)
-        for a, b in zip(opt_a.variables, opt_b.variables):
+        for a, b in zip(opt_a.variables, opt_b.variables, strict=True):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
     # Same state, same next step (the textured branch is drawn with the same noise only if
     # seeded, so compare a warm-up-free deterministic quantity: the generator's next update).

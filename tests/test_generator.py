@@ -1,8 +1,8 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 from sr_keras import MGBPGenerator
 from sr_keras.models.generator import reflect_pad
 

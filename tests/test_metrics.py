@@ -7,8 +7,20 @@ import numpy as np
 import pytest
 
 from sr_keras.io.images import read_image
-from sr_keras.metrics import (LPIPS, PSNRY, SSIMY, LPIPSWeightsError, NIQEParamsError, load_lpips,
-                              load_niqe_params, lpips_distance, niqe, psnr_y, psnr_y_tf, ssim_y, ssim_y_tf)
+from sr_keras.metrics import (
+    PSNRY,
+    SSIMY,
+    LPIPSWeightsError,
+    NIQEParamsError,
+    load_lpips,
+    load_niqe_params,
+    lpips_distance,
+    niqe,
+    psnr_y,
+    psnr_y_tf,
+    ssim_y,
+    ssim_y_tf,
+)
 from sr_keras.metrics.lpips import convert_torch_state_dicts
 
 
@@ -112,11 +124,12 @@ def test_tensorflow_twins_match_numpy_and_clip_predictions():
     batch = [_pair(seed=s) for s in range(3)]
     a = np.stack([p[0] for p in batch]).astype("float32")
     b = np.stack([p[1] for p in batch]).astype("float32")
-    np.testing.assert_allclose(psnr_y_tf(a, b, 2).numpy(), [psnr_y(x, y, 2) for x, y in zip(a, b)], atol=2e-3)
-    np.testing.assert_allclose(ssim_y_tf(a, b, 2).numpy(), [ssim_y(x, y, 2) for x, y in zip(a, b)], atol=1e-4)
+    pairs = list(zip(a, b, strict=True))
+    np.testing.assert_allclose(psnr_y_tf(a, b, 2).numpy(), [psnr_y(x, y, 2) for x, y in pairs], atol=2e-3)
+    np.testing.assert_allclose(ssim_y_tf(a, b, 2).numpy(), [ssim_y(x, y, 2) for x, y in pairs], atol=1e-4)
     over = b + 0.5  # out-of-range predictions are scored as the clipped image a PNG would hold
-    np.testing.assert_allclose(psnr_y_tf(a, over).numpy(), [psnr_y(x, np.clip(y, 0, 1)) for x, y in zip(a, over)],
-                               atol=2e-3)
+    np.testing.assert_allclose(psnr_y_tf(a, over).numpy(),
+                               [psnr_y(x, np.clip(y, 0, 1)) for x, y in zip(a, over, strict=True)], atol=2e-3)
 
 
 def test_keras_metrics_average_per_image_and_round_trip():
@@ -126,7 +139,8 @@ def test_keras_metrics_average_per_image_and_round_trip():
     metric = PSNRY(shave=2)
     metric.update_state(a[:1], b[:1])
     metric.update_state(a[1:], b[1:])  # unequal batches: the mean is still over images
-    assert float(metric.result()) == pytest.approx(np.mean([psnr_y(x, y, 2) for x, y in zip(a, b)]), abs=2e-3)
+    expected = np.mean([psnr_y(x, y, 2) for x, y in zip(a, b, strict=True)])
+    assert float(metric.result()) == pytest.approx(expected, abs=2e-3)
     metric.reset_state()
     assert float(metric.result()) == 0.0
     clone = keras.metrics.deserialize(keras.metrics.serialize(SSIMY(shave=3, name="val_ssim")))
@@ -141,9 +155,9 @@ def test_keras_metrics_work_in_fit_validation(tmp_path):
     model.compile("adam", "mse", metrics=[PSNRY(shave=1), SSIMY(shave=1)])
     history = model.fit(x, x, validation_data=(x, x), epochs=1, batch_size=2, verbose=0)
     pred = model.predict(x, verbose=0)
-    expected = np.mean([psnr_y(t, np.clip(p, 0, 1), 1) for t, p in zip(x, pred)])
+    expected = np.mean([psnr_y(t, np.clip(p, 0, 1), 1) for t, p in zip(x, pred, strict=True)])
     assert history.history["val_psnr_y"][0] == pytest.approx(expected, abs=0.02)
-    expected = np.mean([ssim_y(t, np.clip(p, 0, 1), 1) for t, p in zip(x, pred)])
+    expected = np.mean([ssim_y(t, np.clip(p, 0, 1), 1) for t, p in zip(x, pred, strict=True)])
     assert history.history["val_ssim_y"][0] == pytest.approx(expected, abs=1e-3)
     model.save(tmp_path / "m.keras")
     keras.models.load_model(tmp_path / "m.keras")

@@ -1,8 +1,11 @@
 """`sr_keras.tiling`: balanced layouts, the activation-memory estimate and the memory plan."""
 
+import itertools
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TINY
 
 from sr_keras import MGBPGenerator
 from sr_keras.models.generator import reflect_pad
@@ -19,8 +22,6 @@ from sr_keras.tiling import (
 )
 from sr_keras.upscale import upscale
 
-from conftest import TINY
-
 
 @pytest.fixture(scope="module")
 def tiny():
@@ -34,7 +35,7 @@ def test_balanced_tiles_keep_the_count_and_shrink(size, tile, overlap):
     assert 2 * overlap <= balanced <= tile
     starts = tile_starts(size, balanced, overlap)
     assert starts[-1] + balanced == size
-    assert all(a + balanced - b >= overlap for a, b in zip(starts, starts[1:]))
+    assert all(a + balanced - b >= overlap for a, b in itertools.pairwise(starts))
 
 
 def test_balanced_tile_removes_redundant_overlap():

@@ -10,7 +10,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -1,5 +1,6 @@
 """`sr_keras.upscale` (tiling, noise, channels) and the `sr-keras upscale` command."""
 
+import itertools
 import os
 
 import numpy as np
@@ -24,8 +25,9 @@ def _image(h, w, c=3, seed=0):
 
 @pytest.fixture(scope="module")
 def tiny():
-    from sr_keras import MGBPGenerator
     from conftest import TINY
+
+    from sr_keras import MGBPGenerator
 
     return MGBPGenerator(scale=4, **TINY)
 
@@ -37,8 +39,9 @@ def gentle_tiny():
     Random full-strength residuals saturate most pixels to 0 or 1, which would
     hide channel and bit-depth handling in the CLI tests.
     """
-    from sr_keras import MGBPGenerator
     from conftest import TINY
+
+    from sr_keras import MGBPGenerator
 
     model = MGBPGenerator(scale=4, **TINY)
     kernel = model.synthesis.conv4.kernel
@@ -61,11 +64,11 @@ def tiny_model_path(gentle_tiny, tmp_path_factory):
 def test_tiles_cover_the_image_and_weights_sum_to_one(size, tile, overlap):
     starts = tile_starts(size, tile, overlap)
     assert starts[0] == 0 and starts[-1] + tile == size and len(starts) >= 2
-    for a, b in zip(starts, starts[1:]):
+    for a, b in itertools.pairwise(starts):
         assert a + tile - b >= overlap  # neighbours share at least `overlap` pixels
     weights = blend_weights(starts, tile, size, overlap, scale=4)
     total = np.zeros(size * 4)
-    for s, w in zip(starts, weights):
+    for s, w in zip(starts, weights, strict=True):
         assert np.all((w >= 0) & (w <= 1))
         total[s * 4:s * 4 + len(w)] += w
         margin = overlap * 4 // 4  # each tile's outer overlap/4 LR px next to a neighbour is discarded
@@ -157,7 +160,7 @@ def test_grey_and_alpha_channels(tiny):
     assert rgba.shape == (80, 96, 4)
     np.testing.assert_allclose(rgba[..., :3], upscale(rgb, tiny), atol=1e-6)
     assert rgba[:, :40, 3].max() < 0.05 and rgba[:, 56:, 3].min() > 0.95  # alpha edge kept, bicubic
-    assert 0.0 <= rgba.min() and rgba.max() <= 1.0
+    assert rgba.min() >= 0.0 and rgba.max() <= 1.0
     batch = upscale(np.stack([rgb, rgb[::-1]]), tiny, noise_amplitude=np.array([0.0, 0.0]))
     assert batch.shape == (2, 80, 96, 3)
     np.testing.assert_allclose(batch[0], upscale(rgb, tiny), atol=1e-6)
@@ -224,7 +227,7 @@ def test_folder_input_and_modes(tiny_model_path, tmp_path, capsys):
     exif = Image.Exif()
     exif[0x0112] = 6
     _save(src / "d_exif.jpg", _u8(10, 12), exif=exif, quality=95)
-    Image.fromarray((np.arange(120, dtype=np.uint16).reshape(10, 12) * 500)).save(src / "e_grey16.png")
+    Image.fromarray(np.arange(120, dtype=np.uint16).reshape(10, 12) * 500).save(src / "e_grey16.png")
     (src / "notes.txt").write_text("not an image, not picked up")
     out = tmp_path / "out"
     assert _upscale_cli(src, "--output-dir", out, "--model", tiny_model_path, "--noise", 0.5, "--seed", 1) == 0

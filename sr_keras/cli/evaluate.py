@@ -64,7 +64,7 @@ def run(args):
                           seed=args.seed, progress=job.stderr_progress)
     job.write_report(result, args.output, args.scale, dataset=args.dataset)
     print(job.markdown_table(result, args.scale, args.dataset))
-    for path, message in result.failures:
+    for _path, message in result.failures:
         print(f"sr-keras evaluate: not scored: {message}", file=sys.stderr)
     if result.failures:
         return fail(f"{len(result.failures)} of {len(pairs)} images could not be scored; report written to "

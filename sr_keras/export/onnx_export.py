@@ -50,8 +50,8 @@ def _floor_mod(ctx, node, name, args):
 
 def _import_tf2onnx():
     try:
-        import tf2onnx  # noqa: F401
         import onnx  # noqa: F401
+        import tf2onnx  # noqa: F401
     except ImportError as error:
         raise OnnxExportError(
             f"ONNX export needs tf2onnx and onnx ({error}); install them with "
@@ -82,7 +82,6 @@ def export_onnx(generator, output_path):
             custom_op_handlers={"FloorMod": (_floor_mod, [])})
     except Exception as error:  # tf2onnx raises bare Exceptions for unsupported ops
         raise OnnxExportError(f"tf2onnx {tf2onnx.__version__} could not convert the generator: {error}") from error
-    with atomic_output_path(output_path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(model_proto.SerializeToString())
+    with atomic_output_path(output_path) as tmp, open(tmp, "wb") as f:
+        f.write(model_proto.SerializeToString())
     return output_path

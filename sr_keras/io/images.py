@@ -161,9 +161,8 @@ def write_png(path, pixels, bit_depth=8):
         import tensorflow as tf
 
         data = tf.io.encode_png(array).numpy()
-        with atomic_output_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                f.write(data)
+        with atomic_output_path(path) as tmp, open(tmp, "wb") as f:
+            f.write(data)
         return
     image = Image.fromarray(array[..., 0] if channels == 1 else array)
     with atomic_output_path(path) as tmp:

@@ -91,7 +91,7 @@ class ContextualLoss(keras.losses.Loss):
         else:
             true_maps, pred_maps = as_levels(y_true), as_levels(y_pred)
         total = 0.0
-        for index, (t, p) in enumerate(zip(true_maps, pred_maps)):
+        for index, (t, p) in enumerate(zip(true_maps, pred_maps, strict=True)):
             seed = None if self.seed is None else self.seed + 2 * index
             t = _sample_positions(_flatten(t), self.max_positions, seed)
             p = _sample_positions(_flatten(p), self.max_positions, None if seed is None else seed + 1)
@@ -122,4 +122,4 @@ def contextual_pyramid_loss(cx, predicted, target):
     predicted, target = as_levels(predicted, "predicted"), as_levels(target, "target")
     if len(predicted) != len(target):
         raise ValueError(f"predicted has {len(predicted)} levels but target has {len(target)}")
-    return tf.add_n([cx(t, p) for p, t in zip(predicted, target)])
+    return tf.add_n([cx(t, p) for p, t in zip(predicted, target, strict=True)])

@@ -22,7 +22,7 @@ def paired_levels(predicted, target):
     predicted, target = as_levels(predicted, "predicted"), as_levels(target, "target")
     if len(predicted) != len(target):
         raise ValueError(f"predicted has {len(predicted)} levels but target has {len(target)}")
-    return [(tf.cast(p, tf.float32), tf.cast(t, tf.float32)) for p, t in zip(predicted, target)]
+    return [(tf.cast(p, tf.float32), tf.cast(t, tf.float32)) for p, t in zip(predicted, target, strict=True)]
 
 
 def _ssim_error(p, t):

@@ -68,7 +68,7 @@ class VGGFeatures(keras.layers.Layer):
         return _npz_arrays(source, self.conv_names)
 
     def _assign(self, arrays):
-        for name, kernel, bias in zip(self.conv_names, self.kernels, self.biases):
+        for name, kernel, bias in zip(self.conv_names, self.kernels, self.biases, strict=True):
             k, b = arrays[name]
             kernel.assign(np.asarray(k, np.float32))
             bias.assign(np.asarray(b, np.float32))
@@ -84,7 +84,7 @@ class VGGFeatures(keras.layers.Layer):
     def call(self, images):
         x = self._preprocess(tf.convert_to_tensor(images, self.compute_dtype))
         wanted = {name: None for name in self.layer_names}
-        for name, kernel, bias in zip(self.conv_names, self.kernels, self.biases):
+        for name, kernel, bias in zip(self.conv_names, self.kernels, self.biases, strict=True):
             if name.endswith("_conv1") and not name.startswith("block1"):
                 x = tf.nn.max_pool2d(x, 2, 2, "VALID")
             kernel = tf.cast(kernel, x.dtype)

@@ -54,7 +54,7 @@ class LPIPS(keras.Model):
 
     def build(self, input_shape=None):
         channels = 3
-        for conv, (filters, *_rest) in zip(self.convs, _ALEXNET):
+        for conv, (filters, *_rest) in zip(self.convs, _ALEXNET, strict=True):
             conv.build((None, None, None, channels))
             channels = filters
         self.lins = [self.add_weight(shape=(f,), initializer="ones", trainable=False, name=f"lin{i}")
@@ -65,7 +65,7 @@ class LPIPS(keras.Model):
         """The five ReLU outputs of AlexNet for RGB in [0, 1]."""
         x = (images * 2.0 - 1.0 - np.array(_SHIFT, "float32")) / np.array(_SCALE, "float32")
         taps = []
-        for i, (pad, conv) in enumerate(zip(self.pads, self.convs)):
+        for i, (pad, conv) in enumerate(zip(self.pads, self.convs, strict=True)):
             x = conv(pad(x))
             taps.append(x)
             if i < 2:
@@ -80,7 +80,7 @@ class LPIPS(keras.Model):
         both = self.features(ops.concatenate([x, y], axis=0))
         n = ops.shape(x)[0]
         total = 0.0
-        for feats, lin in zip(both, self.lins):
+        for feats, lin in zip(both, self.lins, strict=True):
             f = feats / (ops.sqrt(ops.sum(feats * feats, axis=-1, keepdims=True)) + _EPS)
             diff = ops.square(f[:n] - f[n:])
             total = total + ops.mean(ops.sum(diff * lin, axis=-1), axis=[1, 2])
@@ -147,7 +147,8 @@ def download_weights():
     except Exception as error:  # network errors come in many types
         raise LPIPSWeightsError(f"LPIPS weights: download failed ({error}); pass a local npz instead") from error
     if not _sha256(alexnet_path).startswith(ALEXNET_SHA256_PREFIX):
-        raise LPIPSWeightsError(f"{alexnet_path}: sha256 does not start with {ALEXNET_SHA256_PREFIX}; delete it and retry")
+        raise LPIPSWeightsError(
+            f"{alexnet_path}: sha256 does not start with {ALEXNET_SHA256_PREFIX}; delete it and retry")
     to_numpy = lambda sd: {k: v.detach().cpu().numpy() for k, v in sd.items()}  # noqa: E731
     arrays = convert_torch_state_dicts(to_numpy(torch.load(alexnet_path, map_location="cpu")),
                                        to_numpy(torch.load(lin_path, map_location="cpu")))

@@ -190,7 +190,7 @@ class SRGAN(keras.Model):
         self.g_optimizer.apply(g_grads, g_vars)
         if self._ema:
             d = self.ema_decay
-            for e, w in zip(self._ema, g_vars):
+            for e, w in zip(self._ema, g_vars, strict=True):
                 e.assign(d * e + (1.0 - d) * w)
         t["reconstruction"].update_state(rec)
         t["g_total"].update_state(total)
@@ -239,9 +239,9 @@ class SRGAN(keras.Model):
         if not self._ema:
             return self.generator
         copy = self.generator.__class__.from_config(self.generator.get_config())
-        for target, e in zip(copy.trainable_variables, self._ema):
+        for target, e in zip(copy.trainable_variables, self._ema, strict=True):
             target.assign(e.numpy())
-        for target, v in zip(copy.non_trainable_variables, self.generator.non_trainable_variables):
+        for target, v in zip(copy.non_trainable_variables, self.generator.non_trainable_variables, strict=True):
             target.assign(v.numpy())
         return copy
 

@@ -208,7 +208,7 @@ class MGBPGenerator(keras.Model):
 
         amplitudes = self._amplitude_at_levels(noise_amplitude, batch, prepadded)
         maps = self._noise_maps(x, noise, seed)
-        noise_in = [a * m for a, m in zip(amplitudes, maps)]
+        noise_in = [a * m for a, m in zip(amplitudes, maps, strict=True)]
 
         r = self.analysis(x)
         res = [r]

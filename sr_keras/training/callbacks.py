@@ -12,9 +12,9 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
 
 from sr_keras.io.images import write_png
-from tensorflow.core.framework import summary_pb2
 
 logger = logging.getLogger("sr_keras.training")
 

@@ -1,7 +1,6 @@
 """Training configuration: one dataclass, mirrored 1:1 by absl flags (so `--flagfile` configs work)."""
 
 import dataclasses
-from typing import List
 
 # (default, help) per field; the dataclass and the flags are both made from this table.
 FIELDS = {
@@ -61,7 +60,8 @@ FIELDS = {
     "sample_amplitudes": (["0", "0.5", "1"], "noise amplitudes of TensorBoard images and sample PNGs."),
     "export": (True, "export the generator (SavedModel and .keras) and write samples at the end."),
     # distribution
-    "strategy": ("default", "default, mirrored (all local GPUs, or --cpu_logical_devices) or multi_worker (TF_CONFIG)."),
+    "strategy": ("default",
+                 "default, mirrored (all local GPUs, or --cpu_logical_devices) or multi_worker (TF_CONFIG)."),
     "cpu_logical_devices": (0, "split the CPU into N logical devices (for mirrored training on CPU)."),
     # test hooks
     "debug_nan_at_step": (0, "TEST HOOK: poison a generator weight with NaN before this step."),
@@ -69,7 +69,7 @@ FIELDS = {
 
 TrainConfig = dataclasses.make_dataclass(
     "TrainConfig",
-    [(name, type(default) if not isinstance(default, list) else List[str],
+    [(name, type(default) if not isinstance(default, list) else list[str],
       dataclasses.field(default_factory=lambda d=default: list(d)) if isinstance(default, list)
       else dataclasses.field(default=default)) for name, (default, _) in FIELDS.items()],
 )

@@ -8,7 +8,6 @@ import shutil
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from sr_keras.io.atomic import atomic_output_path
@@ -172,9 +171,8 @@ def train(cfg):
     if chief and cfg.export:
         results.update(_export(gan, out, val_ds, amplitudes))
     if chief:
-        with atomic_output_path(os.path.join(out, "summary.json")) as tmp:
-            with open(tmp, "w") as f:
-                json.dump(results, f, indent=2)
+        with atomic_output_path(os.path.join(out, "summary.json")) as tmp, open(tmp, "w") as f:
+            json.dump(results, f, indent=2)
     else:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return results
