@@ -10,6 +10,7 @@ SUBCOMMANDS = {
     "evaluate": "evaluate",
     "upscale": "upscale",
     "export": "export",
+    "models": "models",
 }
 
 

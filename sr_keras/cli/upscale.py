@@ -48,7 +48,8 @@ def add_parser(subparsers, name):
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
     p.add_argument("--output-dir", required=True, help="folder for the output PNGs (created if needed)")
-    p.add_argument("--model", help="generator .keras file (default: the bundled 4x model, sr_keras.pretrained('x4'))")
+    p.add_argument("--model", help="a model name (x4, pirm-r1, pirm-r2, pirm-r3; see `sr-keras models`) or a "
+                                   "generator .keras file (default: the bundled x4)")
     p.add_argument("--noise", type=float, required=True, metavar="A",
                    help="noise amplitude: 0 = faithful (best PSNR), 1 = most texture")
     p.add_argument("--noise-map", metavar="MASK",
@@ -120,14 +121,6 @@ def collect_inputs(paths):
     return files
 
 
-def _load_model(path):
-    import keras
-
-    import sr_keras  # noqa: F401  (registers the custom layers)
-
-    return keras.saving.load_model(path, compile=False)
-
-
 def _noise_amplitude(args, mask, height, width):
     """A scalar, or A x the mask resized (bilinear) to the input's LR size."""
     if mask is None:
@@ -151,6 +144,7 @@ def _read_mask(path, max_pixels):
 def run(args):
     from sr_keras.io.images import ImageReadError, read_image, write_png
     from sr_keras.upscale import NoDefaultModel, check_tile, default_model, upscale
+    from sr_keras.zoo import ModelUnavailable, resolve_model
 
     prog = "sr-keras upscale"
     if args.noise < 0:
@@ -162,18 +156,9 @@ def run(args):
         print(f"{prog}: {error}", file=sys.stderr)
         return 2
     try:
-        if args.model is None:
-            model = default_model()
-        else:
-            if not os.path.isfile(args.model):
-                print(f"{prog}: {args.model}: model file not found", file=sys.stderr)
-                return 2
-            model = _load_model(args.model)
-    except NoDefaultModel as error:
+        model = default_model() if args.model is None else resolve_model(args.model)
+    except (NoDefaultModel, ModelUnavailable) as error:
         print(f"{prog}: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:  # Keras raises many types for a bad .keras file
-        print(f"{prog}: {args.model}: cannot load model: {error}", file=sys.stderr)
         return 2
     if not all(hasattr(model, a) for a in ("scale", "levels", "padding")):
         print(f"{prog}: {args.model}: not an MGBPGenerator ({type(model).__name__})", file=sys.stderr)
