@@ -2,8 +2,7 @@
 
 A model argument is a registered name (`x4`, `pirm-r1`, `pirm-r2`, `pirm-r3`;
 see `registry.MODELS` and `sr-keras models`), a path to a `.keras` file, or a
-model object. A name always means the registered model: write `./x4` for a
-file of that name.
+model object.
 """
 
 import functools
