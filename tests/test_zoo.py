@@ -255,9 +255,11 @@ def _upscale_in_a_fresh_process(tmp_path, home, base_url, lr, out):
                           timeout=600)
 
 
-def test_end_to_end_published_r1_by_name_without_torch_then_offline(pirm_release_dir, shared_dir, tmp_path):
-    """The issue's check: empty KERAS_HOME, a local mirror, `--model pirm-r1 --noise 0` gives PSNR-Y 33.4512 dB;
-    then the mirror is gone and the same command works from the cache."""
+def test_end_to_end_published_r1_by_name_without_torch_then_offline(pirm_release_dir, shared_dir, tmp_path,
+                                                                    monkeypatch, capsys):
+    """The issue's check: empty KERAS_HOME, a local mirror, `--model pirm-r1 --noise 0` gives PSNR-Y 33.4512 dB
+    (downloaded and converted in a fresh process that never imports torch); then the mirror is gone and the
+    same command works from the cache, without converting again."""
     home, out = tmp_path / "keras_home", tmp_path / "out"
     lr = shared_dir / "data" / "benchmark" / "Set5" / "x4" / "LR" / "img_001.png"
     hr = np.asarray(Image.open(shared_dir / "data" / "benchmark" / "Set5" / "x4" / "HR" / "img_001.png")
@@ -270,7 +272,11 @@ def test_end_to_end_published_r1_by_name_without_torch_then_offline(pirm_release
     assert first.returncode == 0, first.stderr[-2000:]
     sr = np.asarray(Image.open(out / "img_001.png"), np.float64) / 255.0
     assert psnr_y(hr, sr, shave=4) == pytest.approx(33.4512, abs=1e-4)
-    second = _upscale_in_a_fresh_process(tmp_path, home, server.url, lr, out)
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert "Downloading" not in second.stdout
+
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    monkeypatch.setenv("SR_KERAS_PIRM_BASE_URL", server.url)  # stopped
+    monkeypatch.setattr(zoo_download, "import_pirm", None)  # converting again would fail
+    args = ["upscale", str(lr), "--output-dir", str(out), "--model", "pirm-r1", "--noise", "0", "--overwrite"]
+    assert cli_main(args) == 0
+    assert "Downloading" not in capsys.readouterr().out
     np.testing.assert_array_equal(np.asarray(Image.open(out / "img_001.png"), np.float64) / 255.0, sr)
