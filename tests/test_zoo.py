@@ -179,6 +179,17 @@ def test_no_network_says_what_to_do(pirm_release_dir, keras_home, serve):
     assert _cache_files(keras_home) == []
 
 
+def test_an_unwritable_cache_is_a_one_line_error(pirm_release_dir, keras_home, serve, monkeypatch, tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    monkeypatch.setenv("KERAS_HOME", str(blocker))
+    serve(pirm_release_dir)
+    expected = r"not_a_folder/models/sr_keras/pirm-r1-ae5f0b1f8d62\.keras: cannot write the converted model to the"
+    with pytest.raises(ModelUnavailable, match=expected + r" Keras cache .*set KERAS_HOME"):
+        pretrained("pirm-r1")
+    assert _files_under(tempfile.gettempdir()) == []
+
+
 def test_unknown_names_list_the_names(tmp_path):
     with pytest.raises(UnknownModel, match=r"no model named 'pirm-r4'; names: x4, pirm-r1, pirm-r2, pirm-r3"):
         pretrained("pirm-r4")

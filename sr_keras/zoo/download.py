@@ -86,6 +86,10 @@ def ensure_downloaded(entry):
             generator = import_pirm(source)
         except (TorchFileError, StateDictMismatch) as error:
             raise DownloadFailed(f"{url}: cannot convert the downloaded file: {error}") from None
-        with atomic_output_path(path) as tmp:
-            generator.save(tmp)
+        try:
+            with atomic_output_path(path) as tmp:
+                generator.save(tmp)
+        except OSError as error:
+            raise ModelUnavailable(f"{path}: cannot write the converted model to the Keras cache ({error}); "
+                                   "set KERAS_HOME to a writable folder") from None
     return path
