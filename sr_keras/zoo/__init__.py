@@ -13,14 +13,10 @@ import keras
 
 import sr_keras.models  # noqa: F401  (registers the layers the files refer to)
 from sr_keras.zoo.download import cached_path, ensure_downloaded
-from sr_keras.zoo.registry import MODELS, ModelUnavailable, UnknownModel, lookup
+from sr_keras.zoo.registry import MODELS, BundledModelMissing, ModelUnavailable, UnknownModel, lookup
 
-__all__ = ["MODELS", "ModelUnavailable", "UnknownModel", "is_cached", "pretrained", "pretrained_path",
-           "resolve_model"]
-
-
-class BundledModelMissing(ModelUnavailable, FileNotFoundError):
-    """The installation lacks a file that should ship in the package."""
+__all__ = ["MODELS", "BundledModelMissing", "ModelUnavailable", "UnknownModel", "is_cached", "pretrained",
+           "pretrained_path", "resolve_model"]
 
 
 def pretrained_path(name="x4"):

@@ -23,6 +23,10 @@ class UnknownModel(ModelUnavailable, ValueError):
     """A name that is not registered."""
 
 
+class BundledModelMissing(ModelUnavailable, FileNotFoundError):
+    """The installation lacks a model file that should ship in the package."""
+
+
 @dataclasses.dataclass(frozen=True)
 class NamedModel:
     name: str
