@@ -95,6 +95,13 @@ def _open_input(path):
     return container
 
 
+def frame_size(path):
+    """(height, width) of the first video stream of `path`; raises `VideoError` naming the file."""
+    with _open_input(path) as container:
+        context = container.streams.video[0].codec_context
+        return context.height, context.width
+
+
 def _reason(error):
     return getattr(error, "strerror", None) or str(error)
 
