@@ -15,7 +15,9 @@ frame to frame; fresh noise per frame, for comparison, flickers.
 """
 
 import dataclasses
+import itertools
 import time
+import warnings
 
 import av
 import numpy as np
@@ -29,6 +31,8 @@ VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mt
 DEFAULT_CODEC = "libx264"
 DEFAULT_PIX_FMT = "yuv420p"
 FALLBACK_AUDIO_CODEC = "aac"
+# channel count -> the FFmpeg layout AAC is given (more than 8 channels are mixed down to stereo)
+STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Frames upscaled together when they fit the memory budget in one pass (on a GPU; see `frames_per_batch`).
 MAX_BATCH = 8
 
@@ -115,10 +119,10 @@ def _add_video_stream(output, source, width, height, options, path):
     formats = [f.name for f in codec.video_formats or ()]
     if formats and options.pix_fmt not in formats:
         raise VideoError(f"{path}: {options.codec} cannot encode {options.pix_fmt}; it can: {', '.join(formats)}")
-    if codec.name not in output.supported_codecs:
-        raise VideoError(f"{path}: the {output.format.name} container cannot hold {codec.name} video")
-    rate = source.average_rate or source.guessed_rate
-    stream = output.add_stream(options.codec, rate=rate)
+    try:
+        stream = output.add_stream(options.codec, rate=source.average_rate or source.guessed_rate)
+    except ValueError as error:  # PyAV's word for a codec the container cannot hold
+        raise VideoError(f"{path}: {error}") from error
     stream.width, stream.height, stream.pix_fmt = width, height, options.pix_fmt
     stream.time_base = source.time_base
     stream.codec_context.time_base = source.time_base
@@ -128,17 +132,28 @@ def _add_video_stream(output, source, width, height, options, path):
 
 
 def _add_passthrough_streams(output, source, warn):
-    """Audio and subtitle streams of `source` in `output`: input stream index -> (output stream, re-encode?)."""
+    """Audio and subtitle streams of `source` in `output`: input stream index -> (output stream, resampler),
+    the resampler (to the AAC encoder's format and frame size) None for a stream copied as it is."""
     streams = {}
     for stream in (*source.streams.audio, *source.streams.subtitles):
         name = stream.codec_context.name
-        if name in output.supported_codecs:
-            streams[stream.index] = (output.add_stream_from_template(stream), False)
-        elif stream.type == "audio" and FALLBACK_AUDIO_CODEC in output.supported_codecs:
+        try:
+            streams[stream.index] = (output.add_stream_from_template(stream), None)
+            continue
+        except ValueError:  # the container cannot hold this codec
+            pass
+        if stream.type == "audio":
             warn(f"{name} audio cannot go into {output.format.name}; re-encoding it to AAC")
-            encoded = output.add_stream(FALLBACK_AUDIO_CODEC, rate=stream.rate)
-            encoded.layout = stream.layout
-            streams[stream.index] = (encoded, True)
+            try:
+                encoded = output.add_stream(FALLBACK_AUDIO_CODEC, rate=stream.rate)
+            except ValueError as error:
+                raise _OutputError(f"cannot hold the {name} audio, nor AAC: {error}") from error
+            layout = STANDARD_LAYOUTS.get(stream.channels, "stereo")  # AAC refuses unnamed channel layouts
+            encoded.layout = layout
+            resampler = av.AudioResampler(format=encoded.codec_context.codec.audio_formats[0].name,
+                                          layout=layout, rate=stream.rate,
+                                          frame_size=encoded.codec_context.frame_size or None)
+            streams[stream.index] = (encoded, resampler)
         else:
             warn(f"{name} {stream.type} stream #{stream.index} cannot go into {output.format.name}; left out")
     return streams
@@ -176,39 +191,64 @@ class _FrameUpscaler:
         return encoded
 
 
-def _expected_frames(stream):
+class _OutputError(Exception):
+    """Writing the output failed; `upscale_video` names the output file (not its temporary name)."""
+
+
+class TruncatedVideo(VideoError):
+    """The input ended before the length its container announces; the frames decoded were written."""
+
+
+def _expected_frames(container, stream):
+    """The frame count the container announces (or its duration implies), or None when it does not say."""
     if stream.frames:
         return stream.frames
-    if stream.duration and stream.average_rate:
-        return round(float(stream.duration * stream.time_base * stream.average_rate))
+    rate = stream.average_rate or stream.guessed_rate
+    if not rate:
+        return None
+    if stream.duration:
+        return round(float(stream.duration * stream.time_base * rate))
+    if container.duration:
+        return round(container.duration / av.time_base * float(rate))
     return None
 
 
-def _copy_or_reencode(packet, output, target, reencode):
+def _encode(output, stream, frame):
+    """Encode `frame` (None: flush) into `stream` and mux the packets; encoder failures name the output."""
+    try:
+        output.mux(stream.encode(frame))
+    except av.error.FFmpegError as error:
+        raise _OutputError(f"cannot encode {stream.type} ({_reason(error)})") from error
+
+
+def _copy_or_reencode(packet, output, target, resampler):
+    """Mux `packet` into `target` as it is, or (with a resampler) decoded, resampled and re-encoded."""
     if packet.dts is None:  # the demuxer's end-of-stream marker
-        if reencode:
-            output.mux(target.encode(None))
+        if resampler is not None:
+            for frame in resampler.resample(None):
+                _encode(output, target, frame)
+            _encode(output, target, None)
         return
-    if not reencode:
+    if resampler is None:
         packet.stream = target
         output.mux(packet)
         return
     for frame in packet.decode():
-        output.mux(target.encode(frame))
+        for resampled in resampler.resample(frame):
+            _encode(output, target, resampled)
 
 
 def _transcode(source, output, stream, passthrough, upscaler, batch, report):
     """Demux everything once: video frames go through `upscaler` in batches, other packets are copied."""
     video = source.streams.video[0]
-    pending, done = [], 0
+    pending, times = [], []  # frames decoded, not yet upscaled; the times of those written
 
     def flush():
-        nonlocal done
         for frame in upscaler(pending):
-            output.mux(stream.encode(frame))
-        done += len(pending)
+            _encode(output, stream, frame)
+        times.extend(frame.time for frame in pending)
         pending.clear()
-        report(done)
+        report(len(times))
 
     try:
         for packet in source.demux(video, *(source.streams[index] for index in passthrough)):
@@ -220,44 +260,74 @@ def _transcode(source, output, stream, passthrough, upscaler, batch, report):
                 if len(pending) >= batch:
                     flush()
     except av.error.FFmpegError as error:
-        raise VideoError(f"{source.name}: corrupt or truncated video, stopped after {done + len(pending)} "
+        raise VideoError(f"{source.name}: corrupt or truncated video, stopped after {len(times) + len(pending)} "
                          f"frames ({_reason(error)}); nothing written") from error
     if pending:
         flush()
-    output.mux(stream.encode(None))
-    return done
+    _encode(output, stream, None)
+    return times
+
+
+def _shortfall(container, stream, times):
+    """How the frames decoded fall short of what the container announces, or None when they don't.
+
+    By count where the container records it (MP4), else by time: a gap at the end longer than three
+    of the longest frame intervals seen (variable frame rates allowed for).
+    """
+    if stream.frames:
+        return f"{len(times)} of the {stream.frames} frames" if len(times) < stream.frames - 1 else None
+    if stream.duration:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    else:
+        return None
+    rate = stream.average_rate or stream.guessed_rate
+    valid = [t for t in times if t is not None]
+    if not valid:
+        return None
+    step = max([b - a for a, b in itertools.pairwise(valid)] + [1 / float(rate) if rate else 0.0])
+    length = valid[-1] - valid[0] + step
+    return f"{length:.2f} s of the {duration:.2f} s" if duration - length > 3 * step else None
 
 
 def upscale_video(src, dst, model, noise=None, tiles=None, encoder=None, outscale=None, on_frames=None,
-                  warn=print):
+                  warn=warnings.warn):
     """Upscale video file `src` into `dst` (the container from its extension); returns the frames written.
 
     `on_frames(done, expected_total_or_None, seconds)` reports progress; `warn(text)` gets notes
-    (streams re-encoded or left out, a short input). Raises `VideoError` naming the file for an
-    unreadable, corrupt or truncated input, and then leaves no output.
+    (streams re-encoded or left out). Raises `VideoError` naming the file for an unreadable or
+    corrupt input, and then leaves no output; `TruncatedVideo` when the input ends early without a
+    decoding error, after the frames it had were written into a valid `dst`.
     """
     noise, tiles, encoder = noise or NoiseOptions(), tiles or TileOptions(), encoder or EncoderOptions()
-    source = _open_input(src)
-    with source:
+    with _open_input(src) as source:
         video = source.streams.video[0]
         video.thread_type = "AUTO"
         height, width = video.codec_context.height, video.codec_context.width
         if not height or not width:
             raise VideoError(f"{src}: video stream has no frame size")
         size = output_size(height, width, model.scale if outscale is None else outscale, even=True)
+        upscaler = _FrameUpscaler(model, noise, tiles, size, encoder.pix_fmt,
+                                  _bits(video.codec_context.pix_fmt or "yuv420p"))
         batch = tiles.batch or frames_per_batch(model, height, width, tiles.memory_budget)
-        expected = _expected_frames(video)
-        with atomic_output_path(dst) as tmp, av.open(tmp, "w") as output:
-            stream = _add_video_stream(output, video, size[1], size[0], encoder, dst)
-            passthrough = _add_passthrough_streams(output, source, lambda text: warn(f"{src}: {text}"))
-            upscaler = _FrameUpscaler(model, noise, tiles, size, encoder.pix_fmt,
-                                      _bits(video.codec_context.pix_fmt or "yuv420p"))
-            start = time.monotonic()
-            done = _transcode(source, output, stream, passthrough, upscaler, batch,
-                              lambda done: on_frames and on_frames(done, expected, time.monotonic() - start))
-            if done == 0:
-                raise VideoError(f"{src}: no frame could be decoded")
-    if expected and done < expected:
-        warn(f"{src}: only {done} of the {expected} frames the container announces could be decoded "
-             "(truncated?); those were written")
-    return done
+        expected, start = _expected_frames(source, video), time.monotonic()
+
+        def report(done):
+            if on_frames is not None:
+                on_frames(done, expected, time.monotonic() - start)
+
+        try:
+            with atomic_output_path(dst) as tmp, av.open(tmp, "w") as output:
+                stream = _add_video_stream(output, video, size[1], size[0], encoder, dst)
+                passthrough = _add_passthrough_streams(output, source, lambda text: warn(f"{src}: {text}"))
+                times = _transcode(source, output, stream, passthrough, upscaler, batch, report)
+                if not times:
+                    raise VideoError(f"{src}: no frame could be decoded")
+        except _OutputError as error:
+            raise VideoError(f"{dst}: {error}") from error
+        shortfall = _shortfall(source, video, times)
+    if shortfall:
+        raise TruncatedVideo(f"{src}: truncated: {shortfall} its container announces could be decoded; "
+                             f"those {len(times)} frames were written to {dst}")
+    return len(times)
