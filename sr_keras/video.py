@@ -114,8 +114,8 @@ def _add_video_stream(output, source, width, height, options, path):
     """The output video stream: the input's rate and time base, the requested encoder and size."""
     try:
         codec = av.Codec(options.codec, "w")
-    except av.error.FFmpegError as error:
-        raise VideoError(f"{path}: no video encoder {options.codec!r} in this FFmpeg ({_reason(error)})") from error
+    except av.codec.codec.UnknownCodecError as error:
+        raise VideoError(f"{path}: no video encoder {options.codec!r} in this FFmpeg") from error
     formats = [f.name for f in codec.video_formats or ()]
     if formats and options.pix_fmt not in formats:
         raise VideoError(f"{path}: {options.codec} cannot encode {options.pix_fmt}; it can: {', '.join(formats)}")

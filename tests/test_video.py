@@ -168,6 +168,21 @@ def test_codec_options_and_10_bit(tiny_model_file, tmp_path):
         stream = result.streams.video[0]
         assert stream.codec_context.pix_fmt == "yuv420p10le"
         assert len(list(result.decode(stream))) == 4
+    assert _upscale_cli(clip, "--output-dir", tmp_path / "low", "--model", tiny_model_file, "--crf", 45) == 0
+    assert _upscale_cli(clip, "--output-dir", tmp_path / "high", "--model", tiny_model_file, "--crf", 5) == 0
+    assert (tmp_path / "low" / "clip.mp4").stat().st_size < (tmp_path / "high" / "clip.mp4").stat().st_size / 2
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--codec", "nonsense"], "no video encoder 'nonsense'"),
+    (["--pix-fmt", "rgb48le"], "libx264 cannot encode rgb48le; it can: yuv420p"),
+    (["--container", "webm"], "'webm' format does not support 'libx264' codec"),
+])
+def test_unusable_encoder_settings_are_named(tiny_model_file, tmp_path, capsys, flags, message):
+    clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=None)
+    assert _upscale_cli(clip, "--output-dir", tmp_path / "out", "--model", tiny_model_file, *flags) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
 
 
 def test_audio_the_container_cannot_hold_becomes_aac(tiny_model_file, tmp_path, capsys):
