@@ -46,6 +46,10 @@ def test_a_folder_tree_is_mirrored(tiny_model_file, tmp_path, capsys):
     assert written == ["2024/c.png", "2024/summer/b.png", "a.png"]
     assert Image.open(out / "2024" / "summer" / "b.png").size == (32, 24)
     assert Image.open(out / "2024" / "c.png").mode == "L"
+    # an output folder inside the input tree is not walked again
+    assert _upscale_cli(src, "--output-dir", src / "x4", "--model", tiny_model_file) == 0
+    assert _upscale_cli(src, "--output-dir", src / "x4", "--model", tiny_model_file) == 0
+    assert "0 written, 3 skipped (exists), 0 failed" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_outscale_2_is_the_4x_result_downscaled(tiny_model_file, tmp_path):

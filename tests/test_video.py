@@ -163,10 +163,12 @@ def test_noise_map_limits_texture_to_the_mask(tiny_model_file, tmp_path):
 def test_codec_options_and_10_bit(tiny_model_file, tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", frames=4, audio=None)
     assert _upscale_cli(clip, "--output-dir", tmp_path / "out", "--model", tiny_model_file, "--crf", 12,
-                        "--preset", "veryfast", "--pix-fmt", "yuv420p10le", "--container", "mkv") == 0
+                        "--preset", "veryfast", "--pix-fmt", "yuv420p10le", "--container", "mkv",
+                        "--outscale", 1.5) == 0
     with av.open(str(tmp_path / "out" / "clip.mkv")) as result:
         stream = result.streams.video[0]
         assert stream.codec_context.pix_fmt == "yuv420p10le"
+        assert (stream.codec_context.width, stream.codec_context.height) == (96, 72)
         assert len(list(result.decode(stream))) == 4
     assert _upscale_cli(clip, "--output-dir", tmp_path / "low", "--model", tiny_model_file, "--crf", 45) == 0
     assert _upscale_cli(clip, "--output-dir", tmp_path / "high", "--model", tiny_model_file, "--crf", 5) == 0

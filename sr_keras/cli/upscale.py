@@ -178,16 +178,18 @@ class _Progress:
         self.stream.flush()
 
 
-def collect_inputs(paths):
+def collect_inputs(paths, skip_dir=None):
     """(file, output path relative to --output-dir without extension) for every input, folders walked
-    recursively for supported images and videos (sorted); files and missing paths are kept as given."""
+    recursively for supported images and videos (sorted), leaving out `skip_dir` (the output folder, when
+    it lies inside an input folder); files and missing paths are kept as given."""
+    skip = os.path.realpath(skip_dir) if skip_dir else None
     found = []
     for path in paths:
         if not os.path.isdir(path):
             found.append((path, os.path.splitext(os.path.basename(path))[0]))
             continue
         for root, dirs, names in os.walk(path):
-            dirs.sort()
+            dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(root, d)) != skip)
             for name in sorted(names):
                 if name.lower().endswith(SUPPORTED_EXTENSIONS + VIDEO_EXTENSIONS):
                     relative = os.path.relpath(os.path.join(root, name), path)
@@ -397,7 +399,7 @@ def run(args):
         print(error, file=sys.stderr)
         return 2
 
-    inputs = collect_inputs(args.inputs)
+    inputs = collect_inputs(args.inputs, skip_dir=args.output_dir)
     progress = _Progress(len(inputs))
     jobs, skipped, refused = _plan_jobs(args, inputs, progress, prog)
     os.makedirs(args.output_dir, exist_ok=True)
