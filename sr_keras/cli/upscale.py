@@ -103,7 +103,7 @@ def _add_video_arguments(p):
     video.add_argument("--codec", default=DEFAULT_CODEC,
                        help="FFmpeg video encoder (default %(default)s, H.264; e.g. libx265, libvpx-vp9)")
     video.add_argument("--crf", type=int, help="constant rate factor: lower is better and bigger "
-                                                "(default: the encoder's; libx264's is 23, 18 looks lossless)")
+                                                "(default: the encoder's; libx264's is 23)")
     video.add_argument("--preset", help="encoder speed/size preset, e.g. veryfast, medium, slow")
     video.add_argument("--pix-fmt", default=DEFAULT_PIX_FMT,
                        help="encoded pixel format (default %(default)s; yuv420p10le for 10-bit)")
