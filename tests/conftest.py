@@ -62,3 +62,20 @@ def _deterministic_weights():
     import keras
 
     keras.utils.set_random_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory):
+    """A saved tiny generator whose residual is damped (output = bicubic-like + a little detail and noise),
+    so outputs are not saturated; for fast CLI tests."""
+    import keras
+
+    from sr_keras import MGBPGenerator
+
+    keras.utils.set_random_seed(1234)
+    model = MGBPGenerator(scale=4, **TINY)
+    kernel = model.synthesis.conv4.kernel
+    kernel.assign(kernel * 0.02)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model.save(path)
+    return str(path)
