@@ -150,7 +150,7 @@ def resolve_tile(model, batch, height, width, tile, overlap, memory_budget=None)
 
 
 def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", overlap=DEFAULT_OVERLAP,
-            memory_budget=None, clip=True, on_tile=None):
+            memory_budget=None, clip=True, on_tile=None, shared_noise=False):
     """Super-resolve an (H, W, C) image or (N, H, W, C) batch with values in [0, 1].
 
     * `model`: an `MGBPGenerator`, a model name ("x4", "pirm-r3", ...; see
@@ -168,6 +168,9 @@ def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", ove
       None / 0 for one pass over the whole image.
     * `overlap`: LR pixels shared by neighbouring tiles (tile >= 2 * overlap).
     * `on_tile(done, total)`: optional progress callback.
+    * `shared_noise`: give every image of the batch the same noise field (the
+      one a single image gets for `seed`), e.g. the frames of a video, whose
+      texture then does not flicker.
     Returns float32 (sH, sW, C) or (N, sH, sW, C), clipped to [0, 1] unless
     `clip=False`.
     """
@@ -191,7 +194,10 @@ def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", ove
     noisy = amplitude_map is not None or np.any(amplitude_vector != 0)
     if seed is None and noisy:
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
-    noise = [m.numpy() for m in model.seeded_noise(n, h, w, seed)] if noisy else None
+    noise = None
+    if noisy:
+        noise = [m.numpy() for m in model.seeded_noise(1 if shared_noise else n, h, w, seed)]
+        noise = [np.broadcast_to(m, (n, *m.shape[1:])) for m in noise]
 
     s, p = model.scale, model.padding
     # Tiles are cut from the padded image: tile [y0, y1) reads padded rows [y0, y1 + 2p).
