@@ -1,14 +1,15 @@
 """Import the authors' released PIRM 2018 G-MGBP generators into `MGBPGenerator`.
 
-The released files are PyTorch state dicts (NCHW, (out, in, kh, kw) conv and
-(in, out, kh, kw) transposed-conv weights). We also read the same state dict
-from an `.npz`, so the conversion works without torch.
+The released files are PyTorch 0.4 state dicts (NCHW, (out, in, kh, kw) conv and
+(in, out, kh, kw) transposed-conv weights), read without torch by
+`sr_keras.io.torch_legacy`. The same state dict may also come from an `.npz`.
 """
 
 import os
 
 import numpy as np
 
+from sr_keras.io import torch_legacy
 from sr_keras.models.generator import MGBPGenerator
 
 PUBLISHED_CONFIG = dict(scale=4, filters=48, growth=16, bottleneck=64, analysis_depth=3,
@@ -90,7 +91,7 @@ def load_state_dict(generator, state, source="state dict"):
 
 
 def read_state_dict(path, prefix=""):
-    """Read a state dict from the authors' PyTorch `.model`/`.pth` file or from an `.npz`.
+    """Read a state dict from the authors' PyTorch `.model`/`.pth` file (legacy format) or from an `.npz`.
 
     `prefix` selects a sub-dict in an npz holding several (e.g. "weights/R1/").
     """
@@ -103,21 +104,8 @@ def read_state_dict(path, prefix=""):
                 prefixes = sorted({k.rsplit("/", 1)[0] + "/" for k in archive.files if "/" in k})
                 raise StateDictMismatch(f"{path}: no arrays under prefix {prefix!r}; prefixes present: {prefixes[:10]}")
             return {k[len(prefix):]: archive[k] for k in keys}
-    try:
-        import torch
-    except ImportError as error:
-        raise StateDictMismatch(
-            f"{path}: reading PyTorch files needs torch (pip install 'sr-keras[torch]'), "
-            "or convert the state dict to .npz"
-        ) from error
-    obj = torch.load(path, map_location="cpu", weights_only=False)
-    if hasattr(obj, "state_dict"):
-        obj = obj.state_dict()
-    elif isinstance(obj, dict) and "state_dict" in obj:
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict):
-        raise StateDictMismatch(f"{path}: holds a {type(obj).__name__}, not a state dict")
-    return {k[len(prefix):]: v.detach().cpu().numpy() for k, v in obj.items() if k.startswith(prefix)}
+    state = torch_legacy.load_state_dict(path)
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def import_pirm(path, prefix=""):

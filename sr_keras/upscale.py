@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from sr_keras.models.generator import reflect_pad
 from sr_keras.tiling import DEFAULT_OVERLAP, balanced_tile, blend_weights, plan_tiles, tile_starts
+from sr_keras.zoo import resolve_model
 
 
 class NoDefaultModel(RuntimeError):
@@ -152,7 +153,9 @@ def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", ove
             memory_budget=None, clip=True, on_tile=None, shared_noise=False):
     """Super-resolve an (H, W, C) image or (N, H, W, C) batch with values in [0, 1].
 
-    * `model`: an `MGBPGenerator`; None uses the bundled 4x one (`default_model()`).
+    * `model`: an `MGBPGenerator`, a model name ("x4", "pirm-r3", ...; see
+      `sr-keras models`) or a `.keras` path; None uses the bundled 4x one
+      (`default_model()`).
 
     * C = 3: RGB; C = 1: grey (run as replicated RGB, returned as the channel
       mean); C = 4 or 2: colour plus alpha, the alpha upscaled bicubically.
@@ -171,8 +174,7 @@ def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", ove
     Returns float32 (sH, sW, C) or (N, sH, sW, C), clipped to [0, 1] unless
     `clip=False`.
     """
-    if model is None:
-        model = default_model()
+    model = default_model() if model is None else resolve_model(model)
     _check_model(model)
     array = np.asarray(images, dtype="float32")
     single = array.ndim == 3

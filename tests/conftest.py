@@ -9,6 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SHARED = pathlib.Path(os.environ.get("SR_KERAS_SHARED", pathlib.Path(__file__).resolve().parents[1].parent / "shared"))
 REFERENCE_NPZ = SHARED / "reference" / "gmgbp_pirm2018_reference.npz"
+PIRM_RELEASE = SHARED / "reference" / "pirm-sr-2018"
 
 
 def require_shared(path):
@@ -39,6 +40,12 @@ def shared_file():
 @pytest.fixture(scope="session")
 def reference_npz():
     return require_shared(REFERENCE_NPZ)
+
+
+@pytest.fixture(scope="session")
+def pirm_release_dir():
+    """The authors' released files as they are (BOE-R{1,2,3}_*.model, PyTorch 0.4 legacy format)."""
+    return require_shared(PIRM_RELEASE)
 
 
 TINY = dict(filters=8, growth=4, analysis_depth=1, upscaling_depth=1, downscaling_depth=1,

@@ -207,11 +207,13 @@ def test_without_model_the_bundled_x4_generator_is_used(tmp_path, capsys):
 
 
 def test_a_broken_install_names_the_missing_model_file(tmp_path, capsys, monkeypatch):
+    import dataclasses
+
     from sr_keras import zoo
     from sr_keras.upscale import default_model
 
     default_model.cache_clear()  # the bundled model may already be loaded by another test
-    monkeypatch.setitem(zoo.MODELS, "x4", ("missing.keras", ""))
+    monkeypatch.setitem(zoo.MODELS, "x4", dataclasses.replace(zoo.MODELS["x4"], file_name="missing.keras"))
     src = _save(tmp_path / "a.png", _u8(8, 8))
     assert _upscale_cli(src, "--output-dir", tmp_path / "out", "--noise", 0) == 2
     err = capsys.readouterr().err

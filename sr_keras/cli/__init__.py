@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "evaluate": "evaluate",
     "upscale": "upscale",
     "export": "export",
+    "models": "models",
 }
 
 

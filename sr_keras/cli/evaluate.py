@@ -22,7 +22,8 @@ def add_parser(subparsers, name):
                     "DATASET holds HR/ and LR/ with equal file names, or HR images only (LR are then made "
                     "with MATLAB-exact bicubic imresize after cropping HR to a multiple of the scale).",
     )
-    p.add_argument("--model", required=True, help=".keras file holding an MGBPGenerator")
+    p.add_argument("--model", required=True,
+                   help="a model name (x4, pirm-r1, ...; see `sr-keras models`) or a .keras MGBPGenerator file")
     p.add_argument("--dataset", required=True, help="folder with HR/ (+ LR/), or with HR images")
     p.add_argument("--scale", type=int, required=True, choices=(2, 4, 8))
     p.add_argument("--noise", type=_amplitudes, default=[0.0, 0.25, 0.5, 0.75, 1.0],
@@ -36,11 +37,10 @@ def add_parser(subparsers, name):
 
 
 def run(args):
-    import keras
-
     from sr_keras import evaluate as job
     from sr_keras.metrics.lpips import LPIPSWeightsError, load_lpips
     from sr_keras.metrics.niqe import NIQEParamsError, load_niqe_params
+    from sr_keras.zoo import ModelUnavailable, resolve_model
 
     def fail(message, status=2):
         print(f"sr-keras evaluate: {message}", file=sys.stderr)
@@ -53,9 +53,9 @@ def run(args):
     except (job.EvaluationError, LPIPSWeightsError, NIQEParamsError) as error:
         return fail(error)
     try:
-        model = keras.models.load_model(args.model)
-    except Exception as error:  # Keras raises many types for unreadable or foreign files
-        return fail(f"{args.model}: cannot load the model ({type(error).__name__}: {error})")
+        model = resolve_model(args.model)
+    except ModelUnavailable as error:
+        return fail(error)
     model_scale = getattr(model, "scale", None)
     if model_scale is not None and int(model_scale) != args.scale:
         return fail(f"{args.model}: model upscales x{model_scale}, but --scale is {args.scale}")

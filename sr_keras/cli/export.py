@@ -12,7 +12,8 @@ def add_parser(subparsers, name):
                     "docs/serving.md). onnx: writes DIR/VERSION/model.onnx, or the given "
                     "file when --output ends in .onnx.",
     )
-    p.add_argument("--model", required=True, help="trained generator, .keras file")
+    p.add_argument("--model", required=True,
+                   help="a model name (x4, pirm-r1, ...; see `sr-keras models`) or a trained generator .keras file")
     p.add_argument("--output", required=True, help="model base directory (TF Serving's model_base_path)")
     p.add_argument("--version", type=int, default=1, help="model version, a positive integer (default 1)")
     p.add_argument("--format", choices=("saved_model", "onnx"), default="saved_model")
@@ -27,22 +28,17 @@ def _onnx_path(args):
 
 
 def run(args):
-    import keras
-
-    import sr_keras.models.generator  # noqa: F401  (registers the generator classes for load_model)
     from sr_keras.export import OnnxExportError, VersionExistsError, export_onnx, export_saved_model
+    from sr_keras.zoo import ModelUnavailable, resolve_model
 
     prog = "sr-keras export"
     if args.version < 1:
         print(f"{prog}: --version must be a positive integer, got {args.version}", file=sys.stderr)
         return 2
-    if not os.path.isfile(args.model):
-        print(f"{prog}: {args.model}: no such model file", file=sys.stderr)
-        return 1
     try:
-        generator = keras.saving.load_model(args.model)
-    except Exception as error:  # Keras raises ValueError, OSError, zipfile errors, ...
-        print(f"{prog}: {args.model}: cannot load as a Keras model: {error}", file=sys.stderr)
+        generator = resolve_model(args.model)
+    except ModelUnavailable as error:
+        print(f"{prog}: {error}", file=sys.stderr)
         return 1
 
     try:

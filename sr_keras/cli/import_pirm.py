@@ -6,10 +6,10 @@ import sys
 def add_parser(subparsers, name):
     p = subparsers.add_parser(
         name, help="convert a released G-MGBP (PIRM 2018) generator to a .keras model",
-        description="Convert the authors' PyTorch .model file, or an .npz of the same state dict, "
-                    "into an MGBPGenerator saved as .keras.",
+        description="Convert the authors' PyTorch .model file (read without torch), or an .npz of the same "
+                    "state dict, into an MGBPGenerator saved as .keras.",
     )
-    p.add_argument("source", help="PyTorch .model/.pth file (needs torch) or .npz state dict")
+    p.add_argument("source", help="PyTorch .model/.pth file (legacy, non-zip format) or .npz state dict")
     p.add_argument("--output", required=True, help="destination .keras file")
     p.add_argument("--prefix", default="", help="key prefix inside the source, e.g. weights/R1/")
     return p
@@ -17,6 +17,7 @@ def add_parser(subparsers, name):
 
 def run(args):
     from sr_keras.io.atomic import atomic_output_path
+    from sr_keras.io.torch_legacy import TorchFileError
     from sr_keras.pirm_import import StateDictMismatch, import_pirm
 
     if not args.output.endswith(".keras"):
@@ -24,7 +25,7 @@ def run(args):
         return 2
     try:
         generator = import_pirm(args.source, args.prefix)
-    except (FileNotFoundError, StateDictMismatch) as error:
+    except (FileNotFoundError, StateDictMismatch, TorchFileError) as error:
         print(f"sr-keras import-pirm: {error}", file=sys.stderr)
         return 1
     with atomic_output_path(args.output) as tmp:

@@ -76,7 +76,8 @@ def add_parser(subparsers, name):
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files and/or folders")
     p.add_argument("--output-dir", required=True, help="folder for the outputs (created if needed)")
-    p.add_argument("--model", help="generator .keras file (default: the bundled 4x model, sr_keras.pretrained('x4'))")
+    p.add_argument("--model", help="a model name (x4, pirm-r1, pirm-r2, pirm-r3; see `sr-keras models`) or a "
+                                   "generator .keras file (default: the bundled x4)")
     p.add_argument("--noise", type=float, default=0.0, metavar="A",
                    help="noise amplitude: 0 = faithful, best PSNR (the default); 1 = most texture")
     p.add_argument("--noise-map", metavar="MASK",
@@ -236,14 +237,6 @@ def _plan_jobs(args, inputs, progress, prog):
     return jobs, skipped, refused
 
 
-def _load_model(path):
-    import keras
-
-    import sr_keras  # noqa: F401  (registers the custom layers)
-
-    return keras.saving.load_model(path, compile=False)
-
-
 def _noise_amplitude(args, mask, height, width):
     """A scalar, or A x the mask resized (bilinear) to the input's LR size."""
     if mask is None:
@@ -282,18 +275,12 @@ def _check_arguments(args, prog):
 def _model_or_error(args, prog):
     """(model, None) or (None, an error message)."""
     from sr_keras.upscale import NoDefaultModel, default_model
+    from sr_keras.zoo import ModelUnavailable, resolve_model
 
     try:
-        if args.model is None:
-            model = default_model()
-        else:
-            if not os.path.isfile(args.model):
-                return None, f"{prog}: {args.model}: model file not found"
-            model = _load_model(args.model)
-    except NoDefaultModel as error:
+        model = default_model() if args.model is None else resolve_model(args.model)
+    except (NoDefaultModel, ModelUnavailable) as error:
         return None, f"{prog}: {error}"
-    except Exception as error:  # Keras raises many types for a bad .keras file
-        return None, f"{prog}: {args.model}: cannot load model: {error}"
     if not all(hasattr(model, a) for a in ("scale", "levels", "padding")):
         return None, f"{prog}: {args.model}: not an MGBPGenerator ({type(model).__name__})"
     return model, None

@@ -1,33 +1,78 @@
-"""Generators trained from scratch by this repository's `train_main.py`, shipped in the package.
+"""Named models, and the one resolver every API and command uses to turn a model argument into a generator.
 
-See MODEL_CARD.md for data, configuration, steps and measured results. Nothing
-here derives from the published PIRM weights.
+A model argument is a registered name (`x4`, `pirm-r1`, `pirm-r2`, `pirm-r3`;
+see `registry.MODELS` and `sr-keras models`), a path to a `.keras` file, or a
+model object.
 """
 
+import functools
 import importlib.resources
+import os
 
-# name -> (file inside this package, the config that reproduces it)
-MODELS = {
-    "x4": ("mgbp_x4.keras", "configs/pretrained_x4.cfg"),
-}
+import keras
+
+import sr_keras.models  # noqa: F401  (registers the layers the files refer to)
+from sr_keras.zoo.download import cached_path, ensure_downloaded
+from sr_keras.zoo.registry import MODELS, BundledModelMissing, ModelUnavailable, UnknownModel, lookup
+
+__all__ = ["MODELS", "BundledModelMissing", "ModelUnavailable", "UnknownModel", "is_cached", "pretrained",
+           "pretrained_path", "resolve_model"]
 
 
 def pretrained_path(name="x4"):
-    """Filesystem path of a bundled model's `.keras` file."""
-    if name not in MODELS:
-        raise ValueError(f"no pretrained model {name!r}; available: {sorted(MODELS)}")
-    resource = importlib.resources.files(__name__) / MODELS[name][0]
+    """Filesystem path of a named model's `.keras` file: the bundled file, or the cached download (fetched now
+    if needed)."""
+    entry = lookup(name)
+    if not entry.bundled:
+        return ensure_downloaded(entry)
+    resource = importlib.resources.files(__name__) / entry.file_name
     if not resource.is_file():
-        raise FileNotFoundError(
+        raise BundledModelMissing(
             f"{resource}: the bundled {name} model is missing from this installation; "
             "reinstall sr-keras or pass an explicit model file")
     return str(resource)
 
 
+def is_cached(name):
+    """True when `name` can be loaded without the network (bundled, or downloaded before)."""
+    entry = lookup(name)
+    return entry.bundled or os.path.isfile(cached_path(entry))
+
+
+def _load(path):
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises ValueError, OSError, zipfile errors, ... for a bad file
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise ModelUnavailable(f"{path}: cannot load as a Keras model: {reason}") from None
+
+
 def pretrained(name="x4"):
-    """The bundled `MGBPGenerator` for `name` (e.g. "x4"), ready for `sr_keras.upscale`."""
-    import keras
+    """A fresh `MGBPGenerator` for a registered name (e.g. "x4", "pirm-r3"), ready for `sr_keras.upscale`.
 
-    import sr_keras.models  # noqa: F401  (registers the layers the file refers to)
+    A `pirm-*` name is downloaded and converted on first use (see `sr-keras models`).
+    """
+    return _load(pretrained_path(name))
 
-    return keras.saving.load_model(pretrained_path(name), compile=False)
+
+@functools.lru_cache(maxsize=8)
+def _shared(path, stamp):
+    """One loaded model per file version, so repeated `upscale(..., model="pirm-r3")` calls load and trace once."""
+    return _load(path)
+
+
+def resolve_model(model):
+    """The generator meant by a model argument: a registered name, a `.keras` path, or a model (returned as is).
+
+    Names and paths give a model shared within the process (loaded once per
+    file version); use `pretrained(name)` for a private copy to modify.
+    Raises ModelUnavailable with a one-line message naming the problem.
+    """
+    if not isinstance(model, str | os.PathLike):
+        return model
+    text = os.fspath(model)
+    path = pretrained_path(text) if text in MODELS else text
+    if not os.path.isfile(path):
+        raise ModelUnavailable(f"{text}: no such model file, and not a model name ({', '.join(MODELS)})")
+    status = os.stat(path)
+    return _shared(os.path.abspath(path), (status.st_mtime_ns, status.st_size))
