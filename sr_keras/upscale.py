@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from sr_keras.models.generator import reflect_pad
+from sr_keras.precision import model_precision, resolve, with_precision
 from sr_keras.tiling import DEFAULT_OVERLAP, balanced_tile, blend_weights, plan_tiles, tile_starts
 
 
@@ -71,6 +72,25 @@ def _runner(model):
 
         _RUNNERS[model] = fn
     return fn
+
+
+_COPIES = weakref.WeakKeyDictionary()
+
+
+def at_precision(model, precision):
+    """`model` run at `precision` (None: as it is): itself, or its copy at the other precision.
+
+    The copy (and so its traced function) is kept per model and refreshed with
+    the model's current weights on every call, which costs milliseconds.
+    """
+    if precision is None or model_precision(model) == resolve(precision):
+        return model
+    copy = _COPIES.get(model)
+    if copy is None:
+        copy = _COPIES[model] = with_precision(model, precision)
+    else:
+        copy.set_weights(model.get_weights())
+    return copy
 
 
 @tf.function(reduce_retracing=True)
@@ -149,7 +169,7 @@ def resolve_tile(model, batch, height, width, tile, overlap, memory_budget=None)
 
 
 def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", overlap=DEFAULT_OVERLAP,
-            memory_budget=None, clip=True, on_tile=None):
+            memory_budget=None, clip=True, on_tile=None, precision=None):
     """Super-resolve an (H, W, C) image or (N, H, W, C) batch with values in [0, 1].
 
     * `model`: an `MGBPGenerator`; None uses the bundled 4x one (`default_model()`).
@@ -165,12 +185,16 @@ def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", ove
       None / 0 for one pass over the whole image.
     * `overlap`: LR pixels shared by neighbouring tiles (tile >= 2 * overlap).
     * `on_tile(done, total)`: optional progress callback.
+    * `precision`: None runs the model as built or loaded; "float32",
+      "bfloat16" or "auto" (bfloat16 where the hardware runs it fast) run it
+      at that precision (`sr_keras.precision`).
     Returns float32 (sH, sW, C) or (N, sH, sW, C), clipped to [0, 1] unless
     `clip=False`.
     """
     if model is None:
         model = default_model()
     _check_model(model)
+    model = at_precision(model, precision)
     array = np.asarray(images, dtype="float32")
     single = array.ndim == 3
     if single:

@@ -10,6 +10,7 @@ import sys
 import time
 
 from sr_keras.io.images import DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS
+from sr_keras.precision import PRECISIONS
 from sr_keras.tiling import DEFAULT_OVERLAP
 
 
@@ -63,6 +64,9 @@ def add_parser(subparsers, name):
                         "(default: half the available memory; 4G on a GPU)")
     p.add_argument("--tile-overlap", type=int, default=DEFAULT_OVERLAP,
                    help=f"LR pixels shared by neighbouring tiles (default {DEFAULT_OVERLAP})")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="compute precision: 'auto' (default) is bfloat16 on hardware that runs it fast "
+                        "(CPUs with AVX512_BF16/AMX, GPUs of compute capability >= 8.0), else float32")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help="refuse inputs with more pixels (decompression bombs; default %(default)s)")
@@ -150,6 +154,7 @@ def _read_mask(path, max_pixels):
 
 def run(args):
     from sr_keras.io.images import ImageReadError, read_image, write_png
+    from sr_keras.precision import with_precision
     from sr_keras.upscale import NoDefaultModel, check_tile, default_model, upscale
 
     prog = "sr-keras upscale"
@@ -178,6 +183,7 @@ def run(args):
     if not all(hasattr(model, a) for a in ("scale", "levels", "padding")):
         print(f"{prog}: {args.model}: not an MGBPGenerator ({type(model).__name__})", file=sys.stderr)
         return 2
+    model = with_precision(model, args.precision)
     mask = None
     if args.noise_map:
         try:

@@ -84,10 +84,10 @@ class DenseLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         self.growth = int(growth)
         self.bottleneck = int(bottleneck)
-        self.act_1 = BiasReLU(name="act_1")
-        self.conv_1 = Conv(self.bottleneck, 1, name="conv_1")
-        self.act_2 = BiasReLU(name="act_2")
-        self.conv_2 = Conv(self.growth, 3, name="conv_2")
+        self.act_1 = BiasReLU(name="act_1", dtype=self.dtype_policy)
+        self.conv_1 = Conv(self.bottleneck, 1, name="conv_1", dtype=self.dtype_policy)
+        self.act_2 = BiasReLU(name="act_2", dtype=self.dtype_policy)
+        self.conv_2 = Conv(self.growth, 3, name="conv_2", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         c = input_shape[-1]
@@ -118,11 +118,11 @@ class FilterBlock(keras.layers.Layer):
         self.growth = int(growth)
         self.bottleneck = int(bottleneck)
         self.dense = [
-            DenseLayer(self.growth, self.bottleneck, name=f"denselayer{i + 1}")
+            DenseLayer(self.growth, self.bottleneck, name=f"denselayer{i + 1}", dtype=self.dtype_policy)
             for i in range(self.depth)
         ]
-        self.transition_act = BiasReLU(name="transition_act")
-        self.transition_conv = Conv(self.filters, 1, name="transition_conv")
+        self.transition_act = BiasReLU(name="transition_act", dtype=self.dtype_policy)
+        self.transition_conv = Conv(self.filters, 1, name="transition_conv", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         c = input_shape[-1]
@@ -159,7 +159,7 @@ class _FeatureModule(keras.layers.Layer):
         self.growth, self.bottleneck = int(growth), int(bottleneck)
 
     def _filter_block(self, filters, name):
-        return FilterBlock(self.depth, filters, self.growth, self.bottleneck, name=name)
+        return FilterBlock(self.depth, filters, self.growth, self.bottleneck, name=name, dtype=self.dtype_policy)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "depth": self.depth,
@@ -172,7 +172,7 @@ class Analysis(_FeatureModule):
 
     def __init__(self, filters=48, depth=3, growth=16, bottleneck=64, **kwargs):
         super().__init__(filters, depth, growth, bottleneck, **kwargs)
-        self.conv1 = Conv(self.filters, 3, name="conv1")
+        self.conv1 = Conv(self.filters, 3, name="conv1", dtype=self.dtype_policy)
         self.block = self._filter_block(self.filters, "block")
 
     def build(self, input_shape):
@@ -190,8 +190,8 @@ class Synthesis(_FeatureModule):
     def __init__(self, filters=48, depth=3, growth=16, bottleneck=64, **kwargs):
         super().__init__(filters, depth, growth, bottleneck, **kwargs)
         self.block = self._filter_block(self.filters, "block")
-        self.act4 = BiasReLU(name="act4")
-        self.conv4 = Conv(3, 3, use_bias=True, name="conv4")
+        self.act4 = BiasReLU(name="act4", dtype=self.dtype_policy)
+        self.conv4 = Conv(3, 3, use_bias=True, name="conv4", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         shape = (None, None, None, self.filters)
@@ -216,7 +216,7 @@ class Upscaling(_FeatureModule):
         super().__init__(filters, depth, growth, bottleneck, **kwargs)
         self.in_channels = 2 * self.filters + 1
         self.pre_up = self._filter_block(self.in_channels, "pre_up")
-        self.act_up = BiasReLU(name="act_up")
+        self.act_up = BiasReLU(name="act_up", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         shape = (None, None, None, self.in_channels)
@@ -244,7 +244,7 @@ class Downscaling(_FeatureModule):
 
     def __init__(self, filters=48, depth=4, growth=16, bottleneck=64, **kwargs):
         super().__init__(filters, depth, growth, bottleneck, **kwargs)
-        self.conv_down = Conv(self.filters, 3, strides=2, name="conv_down")
+        self.conv_down = Conv(self.filters, 3, strides=2, name="conv_down", dtype=self.dtype_policy)
         self.post_down = self._filter_block(self.filters, "post_down")
 
     def build(self, input_shape):
