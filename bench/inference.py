@@ -8,6 +8,7 @@ The tiled rows run an image whose one pass would need more than their memory
 budget, tiled and whole, in alternating back-to-back pairs, and print
 `tiling_overhead` (total tiled seconds / total whole seconds - 1) beside the
 work the overlaps add (`executed_fraction`). `--only tiled-published` runs one.
+`--only image-path` times what keeping the image path float32 costs a bfloat16 pass.
 
 Prints one JSON line per measurement. The machine is usually shared, so model
 and matmul runs are interleaved and the best of `--repeats` of each is kept;
@@ -210,6 +211,45 @@ def bench_whole(name, config, size, repeats, matmul_size, jit=False, weights=Non
     return lines
 
 
+def bench_image_path(config, size, repeats, matmul_size):
+    """What keeping the image path float32 costs at bfloat16: its layers timed in float32 and in bfloat16.
+
+    The image path is the learned bicubic (`ClassicUpscale`, once per level)
+    and the residual sums after it, at the sizes a `size` x `size` input gives
+    them; beside them, the whole bfloat16 pass.
+    """
+    from sr_keras.models.blocks import ClassicUpscale
+
+    generator = with_precision(make_generator(config), "bfloat16")
+    side = size + 2 * generator.padding
+    images = [tf.random.uniform((1, side * 2**level, side * 2**level, 3)) for level in range(generator.levels)]
+
+    def image_path(dtype):
+        upscale = ClassicUpscale(dtype=dtype)
+
+        @tf.function
+        def run():
+            outputs = [upscale(x) for x in images]
+            return [y + y for y in outputs]  # a residual sum at each level's size
+
+        return lambda: [y.numpy() for y in run()]
+
+    whole = whole_image_runner(generator)
+    x = tf.random.uniform((1, size, size, 3), seed=1)
+    fns = {"float32": (image_path("float32"), None), "bfloat16": (image_path("mixed_bfloat16"), None),
+           "whole": (lambda: whole(x).numpy(), tf.bfloat16)}
+    seconds, _ = timed(fns, repeats, matmul_size)
+    extra = seconds["float32"][0] - seconds["bfloat16"][0]
+    line = {"config": "image_path", "input": f"{size}x{size}", "precision": "bfloat16",
+            "image_path_float32_seconds": round(seconds["float32"][0], 4),
+            "image_path_bfloat16_seconds": round(seconds["bfloat16"][0], 4),
+            "whole_pass_seconds": round(seconds["whole"][0], 3),
+            "float32_image_path_cost": round(extra / seconds["whole"][0], 4),
+            "load_avg_1min": round(os.getloadavg()[0], 2)}
+    print(json.dumps(line), flush=True)
+    return line
+
+
 def parse_precisions(text):
     """'float32,bfloat16' -> ('float32', 'bfloat16'); 'auto' resolves to what this machine would use."""
     names = [resolve(p.strip()) for p in text.split(",") if p.strip()]
@@ -347,7 +387,8 @@ def main(argv=None):
                              "(float32, bfloat16, auto; default float32); the tiled runs stay float32")
     parser.add_argument("--no-pytorch", action="store_true",
                         help="do not time the authors' PyTorch code beside the published network")
-    parser.add_argument("--only", choices=["published", "lite", "tiled", "tiled-lite", "tiled-published"],
+    parser.add_argument("--only", choices=["published", "lite", "tiled", "tiled-lite", "tiled-published",
+                                           "image-path"],
                         action="append",
                         help="run only these measurements (repeatable)")
     parser.add_argument("--weights", help="a saved .keras generator to bench instead of fresh weights")
@@ -383,6 +424,8 @@ def main(argv=None):
     if "lite" in only:
         bench_whole("lite_x4", LITE, args.size, args.repeats, args.matmul_size, args.jit,
                     precisions=args.precision)
+    if "image-path" in only:
+        bench_image_path(PUBLISHED, args.size, args.repeats, args.matmul_size)
     if "tiled-lite" in only:
         bench_tiled("lite_x4", LITE, args.lite_tiled_size, parse_bytes(args.lite_tiled_budget),
                     args.lite_tiled_repeats, args.matmul_size)
