@@ -136,3 +136,88 @@ def test_upscale_precision_runs_a_copy_that_follows_the_weights():
     changed = upscale(image, generator, clip=False, precision="bfloat16")
     expected = upscale(image, generator, clip=False, precision="float32")
     assert np.abs(changed - expected).max() < np.abs(changed - bf16).max()
+
+
+def test_cli_precision_flags(tmp_path):
+    from PIL import Image
+
+    from sr_keras.cli import build_parser, main
+
+    parser = build_parser()
+    assert parser.parse_args(["upscale", "a.png", "--output-dir", "o", "--noise", "0"]).precision == "auto"
+    assert parser.parse_args(["evaluate", "--model", "m", "--dataset", "d", "--scale", "4",
+                              "--output", "o"]).precision == "float32"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["upscale", "a.png", "--output-dir", "o", "--noise", "0", "--precision", "float16"])
+
+    generator = _tiny()
+    model_path = str(tmp_path / "g.keras")
+    generator.save(model_path)
+    lr = (np.random.default_rng(1).random((12, 10, 3)) * 255).round().astype(np.uint8)
+    Image.fromarray(lr).save(tmp_path / "a.png")
+    outputs = {}
+    for name in ("float32", "bfloat16"):
+        assert main(["upscale", str(tmp_path / "a.png"), "--output-dir", str(tmp_path / name), "--model", model_path,
+                     "--noise", "0", "--precision", name]) == 0
+        outputs[name] = np.asarray(Image.open(tmp_path / name / "a.png"), np.float32) / 255
+    expected = upscale(lr / np.float32(255), generator, precision="float32")
+    np.testing.assert_allclose(outputs["float32"], expected, atol=0.51 / 255)
+    assert 0 < np.abs(outputs["bfloat16"] - expected).max() < 0.05
+
+
+def test_training_builds_both_networks_under_the_policy():
+    from sr_keras.training.config import TrainConfig
+    from sr_keras.training.loop import _build
+
+    cfg = TrainConfig(precision="bfloat16", filters=8, growth=4, analysis_depth=1, upscaling_depth=1,
+                      downscaling_depth=1, synthesis_depth=1, mu=1, padding=2, d_filters=8, d_depth=1,
+                      d_max_filters=16, lambda_per=0.0)
+    gan = _build(cfg, sample_lr_size=8)
+    assert gan.generator.dtype_policy.name == gan.discriminator.dtype_policy.name == "mixed_bfloat16"
+    lr = tf.random.uniform((2, 8, 8, 3), seed=1)
+    pyramid = [tf.random.uniform((2, 16, 16, 3), seed=2), tf.random.uniform((2, 32, 32, 3), seed=3)]
+    before = gan.generator.get_weights()
+    logs = gan.train_step((lr, pyramid))
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert logs["d_loss"].dtype == tf.float32 and logs["reconstruction"].dtype == tf.float32
+    assert any(np.any(a != b) for a, b in zip(before, gan.generator.get_weights(), strict=True))
+    optimizer_state = gan.g_optimizer.variables + gan.d_optimizer.variables
+    assert {v.dtype for v in gan.generator.weights + gan.discriminator.weights + optimizer_state} <= {
+        "float32", "int64"}
+
+
+def _load_bench(name):
+    """A script of bench/ (not a package) as a module."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_inference_bench_reports_each_precision_and_the_reference(capsys):
+    import json
+    import time
+
+    bench = _load_bench("inference")
+    assert bench.parse_precisions("float32, bfloat16,float32") == ("float32", "bfloat16")
+    calls = []
+
+    def reference(lr):  # stands in for the authors' code: a known, slow time
+        calls.append(lr.shape)
+        time.sleep(0.3)
+
+    lines = bench.bench_whole("tiny", TINY, 16, repeats=2, matmul_size=64, precisions=("bfloat16", "float32"),
+                              reference=reference)
+    assert [json.loads(text) for text in capsys.readouterr().out.strip().splitlines()] == lines
+    first, second = lines
+    assert (first["precision"], second["precision"]) == ("bfloat16", "float32")
+    assert first["speedup_to_float32"] > 0 and "speedup_to_float32" not in second
+    assert calls and calls[0] == (1, 16, 16, 3)
+    for line in lines:
+        assert line["pytorch_seconds"] >= 0.3
+        assert line["speedup_to_pytorch"] == pytest.approx(line["pytorch_seconds"] / line["seconds"], rel=0.02)
+        assert line["matmul_gflops_per_s"] > 0
