@@ -31,6 +31,7 @@ def run(args):
 
     import sr_keras.models.generator  # noqa: F401  (registers the generator classes for load_model)
     from sr_keras.export import OnnxExportError, VersionExistsError, export_onnx, export_saved_model
+    from sr_keras.precision import with_precision
 
     prog = "sr-keras export"
     if args.version < 1:
@@ -44,6 +45,7 @@ def run(args):
     except Exception as error:  # Keras raises ValueError, OSError, zipfile errors, ...
         print(f"{prog}: {args.model}: cannot load as a Keras model: {error}", file=sys.stderr)
         return 1
+    generator = with_precision(generator, "float32")  # a bfloat16-saved model is exported float32
 
     try:
         if args.format == "saved_model":
