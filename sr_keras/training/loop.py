@@ -44,6 +44,7 @@ def _build(cfg, sample_lr_size):
     from sr_keras.precision import dtype_policy
 
     policy = dtype_policy(cfg.precision)
+    logger.info("precision %s: Keras dtype policy %s", cfg.precision, policy.name)
     generator = MGBPGenerator(scale=cfg.scale, filters=cfg.filters, growth=cfg.growth,
                               analysis_depth=cfg.analysis_depth, upscaling_depth=cfg.upscaling_depth,
                               downscaling_depth=cfg.downscaling_depth, synthesis_depth=cfg.synthesis_depth,
