@@ -29,6 +29,7 @@ REQUIREMENTS = [
     "scipy>=1.9",
     "matplotlib>=3.5",
     "scikit-image>=0.21",  # sample photographs for the quickstart, no download needed
+    "av>=14",  # PyAV (FFmpeg in its wheels): video in `sr-keras upscale`
 ]
 
 # setup() arguments replace (not extend) setup.cfg's, so the whole list lives here.

@@ -169,7 +169,7 @@ def resolve_tile(model, batch, height, width, tile, overlap, memory_budget=None)
 
 
 def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", overlap=DEFAULT_OVERLAP,
-            memory_budget=None, clip=True, on_tile=None, precision=None):
+            memory_budget=None, clip=True, on_tile=None, shared_noise=False, precision=None):
     """Super-resolve an (H, W, C) image or (N, H, W, C) batch with values in [0, 1].
 
     * `model`: an `MGBPGenerator`; None uses the bundled 4x one (`default_model()`).
@@ -185,6 +185,9 @@ def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", ove
       None / 0 for one pass over the whole image.
     * `overlap`: LR pixels shared by neighbouring tiles (tile >= 2 * overlap).
     * `on_tile(done, total)`: optional progress callback.
+    * `shared_noise`: give every image of the batch the same noise field (the
+      one a single image gets for `seed`), e.g. the frames of a video, whose
+      texture then does not flicker.
     * `precision`: None runs the model as built or loaded; "float32",
       "bfloat16" or "auto" (bfloat16 where the hardware runs it fast) run it
       at that precision (`sr_keras.precision`).
@@ -213,7 +216,10 @@ def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", ove
     noisy = amplitude_map is not None or np.any(amplitude_vector != 0)
     if seed is None and noisy:
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
-    noise = [m.numpy() for m in model.seeded_noise(n, h, w, seed)] if noisy else None
+    noise = None
+    if noisy:
+        noise = [m.numpy() for m in model.seeded_noise(1 if shared_noise else n, h, w, seed)]
+        noise = [np.broadcast_to(m, (n, *m.shape[1:])) for m in noise]
 
     s, p = model.scale, model.padding
     # Tiles are cut from the padded image: tile [y0, y1) reads padded rows [y0, y1 + 2p).

@@ -16,6 +16,7 @@ from sr_keras.data import (
     write_tfrecords,
 )
 from sr_keras.data.pipeline import random_patch
+from sr_keras.ops.imresize import imresize
 
 
 def smooth_image(rng, height, width):
@@ -224,7 +225,6 @@ def test_interior_matches_matlab_lr_images(shared_dir, scale):
 @pytest.mark.parametrize("height, width, levels", [(24, 40, 1), (16, 24, 2), (8, 4, 2), (32, 16, 3)])
 def test_pyramid_equals_the_matlab_port_everywhere(height, width, levels):
     """Borders included (symmetric padding), also when the padding exceeds the image (8x4 at 4x)."""
-    imresize = pytest.importorskip("sr_keras.ops.imresize").imresize
     hr = np.random.default_rng(height).random((height, width, 3))
     pyramid = downsample_pyramid(hr.astype(np.float32), levels, clip=False)
     for index in range(levels):
@@ -233,7 +233,6 @@ def test_pyramid_equals_the_matlab_port_everywhere(height, width, levels):
 
 
 def test_set5_lr_equals_the_matlab_port(shared_dir):
-    imresize = pytest.importorskip("sr_keras.ops.imresize").imresize
     for hr_file in sorted((shared_dir / "data" / "benchmark" / "Set5" / "x4" / "HR").glob("*.png")):
         hr = _load(hr_file)
         ours = downsample_pyramid(hr, 2, clip=False)[0].numpy()

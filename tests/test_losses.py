@@ -182,11 +182,8 @@ def test_contextual_pyramid_loss_sums_scales():
 
 
 @pytest.fixture(scope="module")
-def vgg_npz(shared_dir):
-    path = shared_dir / "weights" / "vgg16_imagenet_conv.npz"
-    if not path.exists():
-        pytest.skip(f"needs {path}")
-    return path
+def vgg_npz(shared_file):
+    return shared_file("weights/vgg16_imagenet_conv.npz")
 
 
 def test_vgg_features_match_a_direct_conv_chain(vgg_npz):

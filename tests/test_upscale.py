@@ -9,6 +9,7 @@ from PIL import Image
 
 from sr_keras.cli import main
 from sr_keras.io.images import read_image
+from sr_keras.metrics.distortion import psnr_y
 from sr_keras.tiling import DEFAULT_OVERLAP, blend_weights, tile_starts
 from sr_keras.upscale import _runner, upscale
 
@@ -344,21 +345,7 @@ def test_single_tile_when_the_image_fits():
 
 
 def _psnr_y(reference, test, shave):
-    try:
-        from sr_keras.metrics import psnr_y
-    except ImportError:
-        try:
-            from sr_keras.metrics.distortion import psnr_y
-        except ImportError:
-            psnr_y = None
-    if psnr_y is not None:
-        return psnr_y(reference, test, shave=shave)
-
-    def luma(rgb):
-        return 16.0 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]
-
-    diff = luma(reference)[shave:-shave, shave:-shave] - luma(test)[shave:-shave, shave:-shave]
-    return 10 * np.log10(255.0**2 / np.mean(diff**2))
+    return psnr_y(reference, test, shave=shave)
 
 
 def test_end_to_end_published_r1_psnr(reference_npz, shared_dir, tmp_path, capsys):

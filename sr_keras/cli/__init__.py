@@ -4,6 +4,10 @@ import argparse
 import importlib
 import sys
 
+from sr_keras import __version__
+
+VERBOSE_HELP = "show TensorFlow's start-up and C++ log messages (hidden by default)"
+
 # subcommand name -> module under sr_keras.cli
 SUBCOMMANDS = {
     "import-pirm": "import_pirm",
@@ -18,11 +22,17 @@ def build_parser():
         prog="sr-keras",
         description="Perception-distortion controllable super-resolution (G-MGBP) in Keras 3.",
     )
+    parser.add_argument("--version", action="version", version=f"sr-keras {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in SUBCOMMANDS.items():
         mod = importlib.import_module(f"sr_keras.cli.{module}")
         p = mod.add_parser(sub, name)
         p.set_defaults(_run=mod.run)
+        try:  # also after the subcommand, where people type it; a subcommand may define its own
+            p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+        except argparse.ArgumentError:
+            pass
     return parser
 
 

@@ -1,17 +1,22 @@
-"""`sr-keras upscale`: super-resolve image files and folders into PNGs, tile by tile.
+"""`sr-keras upscale`: super-resolve images, videos and whole folder trees, tile by tile.
 
 Every input is handled on its own: a bad file gets a message naming it and the
 problem, the rest are still done, and the exit status is 1 if any failed
-(2 for unusable arguments or model).
+(2 for unusable arguments or model). Folders are walked recursively and the
+output tree mirrors the input tree. Images are read and written on helper
+threads while the network runs; videos stream through `sr_keras.video`.
 """
 
+import dataclasses
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from sr_keras.io.images import DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS
+from sr_keras.io.images import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, SUPPORTED_EXTENSIONS
 from sr_keras.precision import PRECISIONS
 from sr_keras.tiling import DEFAULT_OVERLAP
+from sr_keras.video import DEFAULT_CODEC, DEFAULT_PIX_FMT, VIDEO_EXTENSIONS, is_video
 
 
 def _tile_arg(text):
@@ -39,31 +44,55 @@ def _bytes_arg(text):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _positive_float(text):
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _quality(text):
+    import argparse
+
+    value = int(text) if text.isdigit() else -1
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 100, got {text!r}")
+    return value
+
+
 def add_parser(subparsers, name):
     p = subparsers.add_parser(
-        name, help="super-resolve images (files or folders) to PNG",
-        description="Super-resolve images with a G-MGBP .keras model. Inputs may be files or folders "
-                    f"(their {', '.join(SUPPORTED_EXTENSIONS)} files, sorted). Each output is a PNG with "
-                    "the input's base name in --output-dir (16-bit for 16-bit inputs; grey, RGB and RGBA "
-                    "kept; alpha is upscaled bicubically).",
+        name, help="super-resolve images, videos and folders",
+        description="Super-resolve images and videos with a G-MGBP .keras model. Inputs may be files or "
+                    f"folders, walked recursively for {' '.join(SUPPORTED_EXTENSIONS)} images and "
+                    f"{' '.join(VIDEO_EXTENSIONS)} videos; the output tree in --output-dir mirrors each "
+                    "folder's tree, a file named as its input (images as --format, 16-bit PNG for 16-bit "
+                    "inputs; grey, RGB and RGBA kept, alpha upscaled bicubically; the ICC profile kept and "
+                    "the EXIF orientation applied). Videos keep their frames, timing, audio and subtitles.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
-    p.add_argument("--output-dir", required=True, help="folder for the output PNGs (created if needed)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files and/or folders")
+    p.add_argument("--output-dir", required=True, help="folder for the outputs (created if needed)")
     p.add_argument("--model", help="generator .keras file (default: the bundled 4x model, sr_keras.pretrained('x4'))")
-    p.add_argument("--noise", type=float, required=True, metavar="A",
-                   help="noise amplitude: 0 = faithful (best PSNR), 1 = most texture")
+    p.add_argument("--noise", type=float, default=0.0, metavar="A",
+                   help="noise amplitude: 0 = faithful, best PSNR (the default); 1 = most texture")
     p.add_argument("--noise-map", metavar="MASK",
                    help="greyscale image (resized to each input if needed); the per-pixel amplitude is "
                         "A x MASK, so use --noise 1 to take the mask values as they are")
     p.add_argument("--seed", type=int, help="seed for reproducible noise")
-    p.add_argument("--tile", type=_tile_arg, default="auto",
-                   help="LR tile side in pixels, bounds memory; 'auto' (default) picks the largest tiles "
-                        "that fit --memory-budget (one pass when the image fits); 0 = whole image")
-    p.add_argument("--memory-budget", type=_bytes_arg, metavar="SIZE",
-                   help="memory the network's activations may use with --tile auto, e.g. 4G or 1500M "
-                        "(default: half the available memory; 4G on a GPU)")
-    p.add_argument("--tile-overlap", type=int, default=DEFAULT_OVERLAP,
-                   help=f"LR pixels shared by neighbouring tiles (default {DEFAULT_OVERLAP})")
+    p.add_argument("--outscale", type=_positive_float, metavar="S",
+                   help="output size as a multiple of the input (e.g. 2 with the 4x model): the network's "
+                        "result resized, antialiased (default: the model's scale)")
+    p.add_argument("--format", choices=sorted(OUTPUT_FORMATS), default="png", dest="image_format",
+                   help="image output format (default png; jpg and webp are 8-bit, jpg without alpha)")
+    p.add_argument("--quality", type=_quality, default=DEFAULT_QUALITY,
+                   help="jpg/webp quality, 1-100 (default %(default)s)")
+    _add_video_arguments(p)
+    _add_tile_arguments(p)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="compute precision: 'auto' (default) is bfloat16 on hardware that runs it fast "
                         "(CPUs with AVX512_BF16/AMX, GPUs of compute capability >= 8.0), else float32")
@@ -73,8 +102,38 @@ def add_parser(subparsers, name):
     return p
 
 
+def _add_video_arguments(p):
+    video = p.add_argument_group("video")
+    video.add_argument("--codec", default=DEFAULT_CODEC,
+                       help="FFmpeg video encoder (default %(default)s, H.264; e.g. libx265, libvpx-vp9)")
+    video.add_argument("--crf", type=int, help="constant rate factor: lower is better and bigger "
+                                                "(default: the encoder's; libx264's is 23)")
+    video.add_argument("--preset", help="encoder speed/size preset, e.g. veryfast, medium, slow")
+    video.add_argument("--pix-fmt", default=DEFAULT_PIX_FMT,
+                       help="encoded pixel format (default %(default)s; yuv420p10le for 10-bit)")
+    video.add_argument("--container", metavar="EXT",
+                       help="output container by extension, e.g. mp4 or mkv (default: the input's); audio "
+                            "it cannot hold is re-encoded to AAC, subtitles it cannot hold are left out")
+    video.add_argument("--per-frame-noise", action="store_true",
+                       help="draw fresh noise for every frame (flickers; by default one noise field, one "
+                            "seed, serves the whole video)")
+    video.add_argument("--batch", type=int, metavar="N",
+                       help="frames upscaled together (default: 1 on a CPU, what fits one pass on a GPU)")
+
+
+def _add_tile_arguments(p):
+    p.add_argument("--tile", type=_tile_arg, default="auto",
+                   help="LR tile side in pixels, bounds memory; 'auto' (default) picks the largest tiles "
+                        "that fit --memory-budget (one pass when the image fits); 0 = whole image")
+    p.add_argument("--memory-budget", type=_bytes_arg, metavar="SIZE",
+                   help="memory the network's activations may use with --tile auto, e.g. 4G or 1500M "
+                        "(default: half the available memory; 4G on a GPU)")
+    p.add_argument("--tile-overlap", type=int, default=DEFAULT_OVERLAP,
+                   help=f"LR pixels shared by neighbouring tiles (default {DEFAULT_OVERLAP})")
+
+
 class _Progress:
-    """A one-line stderr bar for files and tiles (redrawn in place on a terminal)."""
+    """A one-line stderr bar for files and tiles or frames (redrawn in place on a terminal)."""
 
     def __init__(self, total_files, stream=None):
         self.total = total_files
@@ -86,20 +145,31 @@ class _Progress:
 
     def start_file(self, index, name):
         self.file_index, self.name = index, name
-        self.tile(0, 1, force=True)
+        self._last = 0.0
 
-    def tile(self, done, total, force=False):
+    def tile(self, done, total):
+        self._draw(done, total, f"tile {done}/{total}")
+
+    def frames(self, done, total, seconds):
+        fps = done / seconds if seconds > 0 else 0.0
+        if total:
+            eta = time.strftime("%H:%M:%S", time.gmtime((total - done) / fps)) if fps and total >= done else "?"
+            self._draw(done, total, f"frame {done}/{total} {fps:.2f} fps ETA {eta}")
+        else:
+            self._draw(done, 0, f"frame {done} {fps:.2f} fps")
+
+    def _draw(self, done, total, what):
         now = time.monotonic()
-        if not force and done < total and now - self._last < (0.2 if self.tty else 10.0):
+        final = total and done >= total
+        if not final and now - self._last < (0.2 if self.tty else 10.0):
             return
         self._last = now
         width = 20
-        filled = int(width * done / max(total, 1))
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] file {self.file_index}/{self.total} "
-                f"tile {done}/{total} {self.name}")
+        filled = int(width * done / total) if total else 0
+        line = f"[{'#' * filled}{'.' * (width - filled)}] file {self.file_index}/{self.total} {what} {self.name}"
         if self.tty:
             self.stream.write("\r\033[K" + line)
-            if done == total:
+            if final:
                 self.stream.write("\n")
         else:
             self.stream.write(line + "\n")
@@ -112,16 +182,62 @@ class _Progress:
         self.stream.flush()
 
 
-def collect_inputs(paths):
-    """Expand folders into their supported images (sorted); keep files and missing paths as given."""
-    files = []
+def collect_inputs(paths, skip_dir=None):
+    """(file, output path relative to --output-dir without extension) for every input, folders walked
+    recursively for supported images and videos (sorted), leaving out `skip_dir` (the output folder, when
+    it lies inside an input folder); files and missing paths are kept as given."""
+    skip = os.path.realpath(skip_dir) if skip_dir else None
+    found = []
     for path in paths:
-        if os.path.isdir(path):
-            names = sorted(n for n in os.listdir(path) if n.lower().endswith(SUPPORTED_EXTENSIONS))
-            files.extend(os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n)))
+        if not os.path.isdir(path):
+            found.append((path, os.path.splitext(os.path.basename(path))[0]))
+            continue
+        for root, dirs, names in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(root, d)) != skip)
+            for name in sorted(names):
+                if name.lower().endswith(SUPPORTED_EXTENSIONS + VIDEO_EXTENSIONS):
+                    relative = os.path.relpath(os.path.join(root, name), path)
+                    found.append((os.path.join(root, name), os.path.splitext(relative)[0]))
+    return found
+
+
+@dataclasses.dataclass
+class _Job:
+    index: int
+    path: str
+    output: str
+
+
+def _output_path(args, path, relative):
+    if is_video(path):
+        extension = "." + args.container.lstrip(".") if args.container else os.path.splitext(path)[1]
+    else:
+        extension = OUTPUT_FORMATS[args.image_format][0]
+    return os.path.join(args.output_dir, relative + extension)
+
+
+def _plan_jobs(args, inputs, progress, prog):
+    """The jobs to run, and the counts of inputs skipped (output exists) and refused (unsafe output)."""
+    input_paths = {os.path.realpath(path) for path, _ in inputs}
+    claimed = {}  # output path -> input that produces it in this run
+    jobs, skipped, refused = [], 0, 0
+    for index, (path, relative) in enumerate(inputs, start=1):
+        output = _output_path(args, path, relative)
+        real_output = os.path.realpath(output)
+        if real_output in input_paths:
+            progress.message(f"{prog}: {path}: refusing to write {output}: it is an input file")
+            refused += 1
+        elif real_output in claimed:
+            progress.message(f"{prog}: {path}: output {output} already written from {claimed[real_output]} "
+                             "in this run (same base name)")
+            refused += 1
+        elif os.path.exists(output) and not args.overwrite:
+            progress.message(f"{prog}: {path}: skipped, {output} exists (use --overwrite)")
+            skipped += 1
         else:
-            files.append(path)
-    return files
+            claimed[real_output] = path
+            jobs.append(_Job(index, path, output))
+    return jobs, skipped, refused
 
 
 def _load_model(path):
@@ -152,87 +268,149 @@ def _read_mask(path, max_pixels):
     return grey.astype("float32")
 
 
-def run(args):
-    from sr_keras.io.images import ImageReadError, read_image, write_png
-    from sr_keras.precision import with_precision
-    from sr_keras.upscale import NoDefaultModel, check_tile, default_model, upscale
+def _check_arguments(args, prog):
+    """An error message for unusable arguments, or None."""
+    from sr_keras.upscale import check_tile
 
-    prog = "sr-keras upscale"
     if args.noise < 0:
-        print(f"{prog}: --noise must be >= 0, got {args.noise}", file=sys.stderr)
-        return 2
+        return f"{prog}: --noise must be >= 0, got {args.noise}"
+    if args.batch is not None and args.batch < 1:
+        return f"{prog}: --batch must be >= 1, got {args.batch}"
     try:
         check_tile(args.tile, args.tile_overlap, names=("--tile", "--tile-overlap"))
     except ValueError as error:
-        print(f"{prog}: {error}", file=sys.stderr)
-        return 2
+        return f"{prog}: {error}"
+    return None
+
+
+def _model_or_error(args, prog):
+    """(model, None) or (None, an error message)."""
+    from sr_keras.precision import with_precision
+    from sr_keras.upscale import NoDefaultModel, default_model
+
     try:
         if args.model is None:
             model = default_model()
         else:
             if not os.path.isfile(args.model):
-                print(f"{prog}: {args.model}: model file not found", file=sys.stderr)
-                return 2
+                return None, f"{prog}: {args.model}: model file not found"
             model = _load_model(args.model)
     except NoDefaultModel as error:
-        print(f"{prog}: {error}", file=sys.stderr)
-        return 2
+        return None, f"{prog}: {error}"
     except Exception as error:  # Keras raises many types for a bad .keras file
-        print(f"{prog}: {args.model}: cannot load model: {error}", file=sys.stderr)
-        return 2
+        return None, f"{prog}: {args.model}: cannot load model: {error}"
     if not all(hasattr(model, a) for a in ("scale", "levels", "padding")):
-        print(f"{prog}: {args.model}: not an MGBPGenerator ({type(model).__name__})", file=sys.stderr)
-        return 2
-    model = with_precision(model, args.precision)
-    mask = None
-    if args.noise_map:
-        try:
-            mask = _read_mask(args.noise_map, args.max_pixels)
-        except ImageReadError as error:
-            print(f"{prog}: --noise-map {error}", file=sys.stderr)
-            return 2
+        return None, f"{prog}: {args.model}: not an MGBPGenerator ({type(model).__name__})"
+    return with_precision(model, args.precision), None
 
-    files = collect_inputs(args.inputs)
-    input_paths = {os.path.realpath(f) for f in files}
-    progress = _Progress(len(files))
-    written = skipped = failed = 0
-    claimed = {}  # output path -> input that produced it in this run
-    os.makedirs(args.output_dir, exist_ok=True)
-    for index, path in enumerate(files, start=1):
-        stem = os.path.splitext(os.path.basename(path))[0]
-        output = os.path.join(args.output_dir, stem + ".png")
-        real_output = os.path.realpath(output)
-        if real_output in input_paths:
-            progress.message(f"{prog}: {path}: refusing to write {output}: it is an input file")
-            failed += 1
-            continue
-        if real_output in claimed:
-            progress.message(f"{prog}: {path}: output {output} already written from {claimed[real_output]} "
-                             "in this run (same base name)")
-            failed += 1
-            continue
-        if os.path.exists(output) and not args.overwrite:
-            progress.message(f"{prog}: {path}: skipped, {output} exists (use --overwrite)")
-            skipped += 1
-            continue
-        progress.start_file(index, path)
+
+def _upscale_image(args, model, mask, image, on_tile):
+    from sr_keras.resize import output_size, resize_result
+    from sr_keras.upscale import upscale
+
+    height, width = image.pixels.shape[:2]
+    sr = upscale(image.pixels, model, noise_amplitude=_noise_amplitude(args, mask, height, width),
+                 seed=args.seed, tile=args.tile or None, overlap=args.tile_overlap,
+                 memory_budget=args.memory_budget, on_tile=on_tile)
+    if args.outscale is not None:
+        sr = resize_result(sr, *output_size(height, width, args.outscale))
+    return sr
+
+
+def _run_images(args, model, mask, jobs, progress, prog):
+    """Upscale image jobs in order while a reader thread decodes the next and a writer encodes the last.
+
+    Returns the number that failed.
+    """
+    from sr_keras.io.images import ImageReadError, read_image, write_image
+
+    failed = 0
+
+    def finish(job, write):
+        nonlocal failed
         try:
-            image = read_image(path, max_pixels=args.max_pixels)
-            height, width = image.pixels.shape[:2]
-            amplitude = _noise_amplitude(args, mask, height, width)
-            sr = upscale(image.pixels, model, noise_amplitude=amplitude, seed=args.seed,
-                         tile=args.tile or None, overlap=args.tile_overlap,
-                         memory_budget=args.memory_budget, on_tile=progress.tile)
-            write_png(output, sr, bit_depth=image.bit_depth)
-        except ImageReadError as error:
+            write.result()
+        except Exception as error:  # disk full, permissions: name the file, go on
+            progress.message(f"{prog}: {job.path}: cannot write {job.output}: {type(error).__name__}: {error}")
+            failed += 1
+
+    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
+        reads = [reader.submit(read_image, job.path, args.max_pixels) for job in jobs[:1]]
+        last_write = None
+        for position, job in enumerate(jobs):
+            if position + 1 < len(jobs):
+                reads.append(reader.submit(read_image, jobs[position + 1].path, args.max_pixels))
+            progress.start_file(job.index, job.path)
+            try:
+                image = reads[position].result()
+                reads[position] = None  # let the decoded image go once upscaled
+                sr = _upscale_image(args, model, mask, image, progress.tile)
+            except ImageReadError as error:
+                progress.message(f"{prog}: {error}")
+                failed += 1
+                continue
+            except Exception as error:  # one bad file (OOM, odd shape) must not stop the rest
+                progress.message(f"{prog}: {job.path}: failed: {type(error).__name__}: {error}")
+                failed += 1
+                continue
+            if last_write is not None:
+                finish(*last_write)
+            last_write = job, writer.submit(write_image, job.output, sr, args.image_format, image.bit_depth,
+                                            args.quality, image.icc_profile)
+        if last_write is not None:
+            finish(*last_write)
+    return failed
+
+
+def _run_videos(args, model, mask, jobs, progress, prog):
+    """Upscale video jobs one after another; returns the number that failed."""
+    from sr_keras.video import EncoderOptions, NoiseOptions, TileOptions, VideoError, frame_size, upscale_video
+
+    encoder = EncoderOptions(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
+    tiles = TileOptions(tile=args.tile or None, overlap=args.tile_overlap, memory_budget=args.memory_budget,
+                        batch=args.batch)
+    failed = 0
+    for job in jobs:
+        progress.start_file(job.index, job.path)
+        try:
+            amplitude = args.noise if mask is None else _noise_amplitude(args, mask, *frame_size(job.path))
+            noise = NoiseOptions(amplitude=amplitude, seed=args.seed, per_frame=args.per_frame_noise)
+            upscale_video(job.path, job.output, model, noise, tiles, encoder, args.outscale,
+                          on_frames=progress.frames, warn=lambda text: progress.message(f"{prog}: {text}"))
+        except VideoError as error:
             progress.message(f"{prog}: {error}")
             failed += 1
-            continue
-        except Exception as error:  # one bad file (OOM, odd shape, disk full) must not stop the rest
-            progress.message(f"{prog}: {path}: failed: {type(error).__name__}: {error}")
+        except Exception as error:  # one bad file must not stop the rest
+            progress.message(f"{prog}: {job.path}: failed: {type(error).__name__}: {error}")
             failed += 1
-            continue
-        claimed[real_output] = path
-        written += 1
-    print(f"{written} written, {skipped} skipped (exists), {failed} failed")
+    return failed
+
+
+def run(args):
+    from sr_keras.io.images import ImageReadError
+
+    prog = "sr-keras upscale"
+    error = _check_arguments(args, prog)
+    model = None
+    if error is None:
+        model, error = _model_or_error(args, prog)
+    mask = None
+    if error is None and args.noise_map:
+        try:
+            mask = _read_mask(args.noise_map, args.max_pixels)
+        except ImageReadError as read_error:
+            error = f"{prog}: --noise-map {read_error}"
+    if error is not None:
+        print(error, file=sys.stderr)
+        return 2
+
+    inputs = collect_inputs(args.inputs, skip_dir=args.output_dir)
+    progress = _Progress(len(inputs))
+    jobs, skipped, refused = _plan_jobs(args, inputs, progress, prog)
+    os.makedirs(args.output_dir, exist_ok=True)
+    images = [job for job in jobs if not is_video(job.path)]
+    videos = [job for job in jobs if is_video(job.path)]
+    failed = refused + _run_images(args, model, mask, images, progress, prog)
+    failed += _run_videos(args, model, mask, videos, progress, prog)
+    print(f"{len(jobs) - failed + refused} written, {skipped} skipped (exists), {failed} failed")
     return 1 if failed else 0

@@ -1,13 +1,16 @@
 """Reading and writing images with errors that name the file and the problem.
 
 Every reader returns float32 HWC arrays in [0, 1]; the channel count (1, 3 or
-4) and bit depth (8 or 16) of the source are kept so writers can round-trip
-them.
+4), bit depth (8 or 16) and ICC colour profile of the source are kept so
+writers can round-trip them. The EXIF orientation is applied on reading, so
+outputs are upright and carry no orientation of their own.
 """
 
 import dataclasses
 import os
+import struct
 import warnings
+import zlib
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -15,6 +18,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from sr_keras.io.atomic import atomic_output_path
 
 SUPPORTED_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# --format name -> (file extension, PIL format)
+OUTPUT_FORMATS = {"png": (".png", "PNG"), "jpg": (".jpg", "JPEG"), "webp": (".webp", "WEBP")}
+DEFAULT_QUALITY = 95
 # Beyond this many pixels we refuse to decode (decompression bombs); ~ 16k x 16k.
 DEFAULT_MAX_PIXELS = 16384 * 16384
 
@@ -28,6 +34,7 @@ class ImageData:
     pixels: np.ndarray  # (H, W, C) float32 in [0, 1], C in (1, 3, 4)
     bit_depth: int  # 8 or 16
     path: str = ""
+    icc_profile: bytes | None = None  # the source's colour profile, to be written with the result
 
     @property
     def has_alpha(self):
@@ -103,6 +110,7 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
                     image.info.get("bitdepth", 8) == 16
                 image.load()
                 orientation = image.getexif().get(0x0112, 1)
+                icc_profile = image.info.get("icc_profile") or None
                 image = ImageOps.exif_transpose(image)
                 pixels, depth = _convert(image, path)
     except ImageReadError:
@@ -118,7 +126,7 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
         if orientation != 1:
             pixels = _apply_orientation(pixels, orientation)
         depth = 16
-    return ImageData(pixels=pixels, bit_depth=depth, path=path)
+    return ImageData(pixels=pixels, bit_depth=depth, path=path, icc_profile=icc_profile)
 
 
 def _png_is_16bit_colour(path):
@@ -146,24 +154,75 @@ def _quantise(pixels, bit_depth):
     return out
 
 
-def write_png(path, pixels, bit_depth=8):
-    """Write (H, W, C) floats in [0, 1] as an 8- or 16-bit PNG, atomically."""
-    if bit_depth not in (8, 16):
-        raise ValueError(f"{path}: bit_depth must be 8 or 16, got {bit_depth!r}")
+def _fitting_profile(icc_profile, channels):
+    """The profile if its colour space (ICC header bytes 16-20) is that of the pixels written, else None.
+
+    A CMYK source's profile, say, does not describe the RGB we write.
+    """
+    if not icc_profile or len(icc_profile) < 20:
+        return None
+    return icc_profile if icc_profile[16:20] == (b"GRAY" if channels in (1, 2) else b"RGB ") else None
+
+
+def _with_iccp_chunk(png, icc_profile):
+    """PNG bytes with an iCCP chunk (the colour profile) inserted after IHDR, which always comes first."""
+    body = b"icc\0\0" + zlib.compress(icc_profile)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    end_of_ihdr = 8 + 4 + 4 + 13 + 4
+    return png[:end_of_ihdr] + chunk + png[end_of_ihdr:]
+
+
+def _checked_pixels(path, pixels):
     pixels = np.asarray(pixels)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
-    channels = pixels.shape[-1]
-    if pixels.ndim != 3 or channels not in (1, 2, 3, 4):
+    if pixels.ndim != 3 or pixels.shape[-1] not in (1, 2, 3, 4):
         raise ValueError(f"{path}: expected (H, W, C) pixels with C in 1..4, got {pixels.shape}")
+    return pixels
+
+
+def write_png(path, pixels, bit_depth=8, icc_profile=None):
+    """Write (H, W, C) floats in [0, 1] as an 8- or 16-bit PNG, atomically, with `icc_profile` if given."""
+    if bit_depth not in (8, 16):
+        raise ValueError(f"{path}: bit_depth must be 8 or 16, got {bit_depth!r}")
+    pixels = _checked_pixels(path, pixels)
     array = _quantise(pixels, bit_depth)
+    icc_profile = _fitting_profile(icc_profile, pixels.shape[-1])
     if bit_depth == 16:
         import tensorflow as tf
 
         data = tf.io.encode_png(array).numpy()
+        if icc_profile:
+            data = _with_iccp_chunk(data, icc_profile)
         with atomic_output_path(path) as tmp, open(tmp, "wb") as f:
             f.write(data)
         return
-    image = Image.fromarray(array[..., 0] if channels == 1 else array)
+    image = Image.fromarray(array[..., 0] if pixels.shape[-1] == 1 else array)
     with atomic_output_path(path) as tmp:
-        image.save(tmp, format="PNG")
+        image.save(tmp, format="PNG", **({"icc_profile": icc_profile} if icc_profile else {}))
+
+
+def write_image(path, pixels, image_format="png", bit_depth=8, quality=DEFAULT_QUALITY, icc_profile=None):
+    """Write (H, W, C) floats in [0, 1] as PNG, JPEG or WebP (`image_format` a key of OUTPUT_FORMATS), atomically.
+
+    PNG keeps 16 bits and alpha; JPEG and WebP are 8-bit, JPEG drops alpha
+    (it has none) and WebP stores grey as RGB. `quality` (1-100) applies to
+    JPEG and WebP.
+    """
+    if image_format not in OUTPUT_FORMATS:
+        raise ValueError(f"{path}: unknown image format {image_format!r}; choose from {sorted(OUTPUT_FORMATS)}")
+    if image_format == "png":
+        write_png(path, pixels, bit_depth=bit_depth, icc_profile=icc_profile)
+        return
+    pixels = _checked_pixels(path, pixels)
+    channels = pixels.shape[-1]
+    if image_format == "jpg" and channels in (2, 4):
+        pixels, channels = pixels[..., :channels - 1], channels - 1
+    array = _quantise(pixels, 8)
+    if image_format == "webp" and channels in (1, 2):
+        array = np.concatenate([np.repeat(array[..., :1], 3, axis=-1), array[..., 1:]], axis=-1)
+    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    icc_profile = _fitting_profile(icc_profile, array.shape[-1])
+    options = {"quality": int(quality), **({"icc_profile": icc_profile} if icc_profile else {})}
+    with atomic_output_path(path) as tmp:
+        image.save(tmp, format=OUTPUT_FORMATS[image_format][1], **options)

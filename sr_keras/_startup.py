@@ -1,0 +1,44 @@
+"""A quiet start for the `sr-keras` command: TensorFlow's C++ start-up logs hidden unless --verbose.
+
+TensorFlow writes several lines to stderr while it is imported (oneDNN and CPU
+feature notices), some of them before absl logging is set up, so that
+TF_CPP_MIN_LOG_LEVEL, which we also set, does not hold them back (TF 2.19+).
+The command therefore imports TensorFlow with file descriptor 2 pointed at
+/dev/null. `sr_keras/__init__` imports TensorFlow, so it calls this first;
+`import sr_keras` in any other program is left alone.
+"""
+
+import contextlib
+import itertools
+import os
+import sys
+
+
+def running_the_command():
+    """True in the `sr-keras` console script and in `python -m sr_keras`."""
+    if os.path.splitext(os.path.basename(sys.argv[0]))[0] == "sr-keras":
+        return True
+    argv = getattr(sys, "orig_argv", [])
+    return any(flag == "-m" and module == "sr_keras" for flag, module in itertools.pairwise(argv))
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def quiet_tensorflow_start():
+    """For the command without --verbose: import TensorFlow silently, and keep its later INFO/WARNING logs off."""
+    if "tensorflow" in sys.modules or "--verbose" in sys.argv or not running_the_command():
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _stderr_silenced():
+        import tensorflow  # noqa: F401

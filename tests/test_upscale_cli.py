@@ -1,0 +1,176 @@
+"""`sr-keras upscale` on folder trees and output options, and the command's manners (--version, quiet start)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from sr_keras.cli import main
+from sr_keras.io.images import read_image
+from sr_keras.ops.imresize import imresize
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _u8(h, w, c=3, seed=0):
+    y, x = np.mgrid[0:h, 0:w]
+    planes = [128 + 100 * np.sin(x / (3.0 + k) + seed) * np.cos(y / (4.0 + k)) for k in range(c)]
+    image = np.clip(np.stack(planes, axis=-1), 0, 255).astype(np.uint8)
+    return image[..., 0] if c == 1 else image
+
+
+def _save(path, array, **options):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, **options)
+    return path
+
+
+def _upscale_cli(*args):
+    return main(["upscale", *map(str, args)])
+
+
+def test_a_folder_tree_is_mirrored(tiny_model_file, tmp_path, capsys):
+    src = tmp_path / "photos"
+    _save(src / "a.png", _u8(8, 10))
+    _save(src / "2024" / "summer" / "b.jpg", _u8(6, 8))
+    _save(src / "2024" / "c.png", _u8(5, 5, 1))
+    (src / "2024" / "notes.txt").write_text("not an image")
+    (src / "empty").mkdir()
+    out = tmp_path / "out"
+    assert _upscale_cli(src, "--output-dir", out, "--model", tiny_model_file) == 0
+    assert "3 written, 0 skipped (exists), 0 failed" in capsys.readouterr().out
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["2024/c.png", "2024/summer/b.png", "a.png"]
+    assert Image.open(out / "2024" / "summer" / "b.png").size == (32, 24)
+    assert Image.open(out / "2024" / "c.png").mode == "L"
+    # an output folder inside the input tree is not walked again
+    assert _upscale_cli(src, "--output-dir", src / "x4", "--model", tiny_model_file) == 0
+    assert _upscale_cli(src, "--output-dir", src / "x4", "--model", tiny_model_file) == 0
+    assert "0 written, 3 skipped (exists), 0 failed" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_outscale_2_is_the_4x_result_downscaled(tiny_model_file, tmp_path):
+    src = _save(tmp_path / "a.png", _u8(20, 24))
+    assert _upscale_cli(src, "--output-dir", tmp_path / "x4", "--model", tiny_model_file) == 0
+    assert _upscale_cli(src, "--output-dir", tmp_path / "x2", "--model", tiny_model_file, "--outscale", 2) == 0
+    half = read_image(tmp_path / "x2" / "a.png").pixels
+    assert half.shape == (40, 48, 3)
+    reference = imresize(read_image(tmp_path / "x4" / "a.png").pixels.astype("float64"), scale=0.5)  # MATLAB's
+    error = np.abs(half - reference) * 255
+    assert error.mean() < 1.0 and error.max() < 8.0
+    assert _upscale_cli(src, "--output-dir", tmp_path / "x3", "--model", tiny_model_file, "--outscale", 1.5) == 0
+    assert Image.open(tmp_path / "x3" / "a.png").size == (36, 30)
+
+
+def _srgb_profile():
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@pytest.mark.parametrize("image_format, pil_format", [("jpg", "JPEG"), ("webp", "WEBP"), ("png", "PNG")])
+def test_formats_quality_and_icc_profile(tiny_model_file, tmp_path, image_format, pil_format):
+    profile = _srgb_profile()
+    src = _save(tmp_path / "a.png", _u8(16, 16, 4), icc_profile=profile)  # RGBA: jpg drops the alpha
+    sizes = {}
+    for quality in (30, 95):
+        out = tmp_path / f"q{quality}"
+        assert _upscale_cli(src, "--output-dir", out, "--model", tiny_model_file, "--format", image_format,
+                            "--quality", quality) == 0
+        path = out / f"a.{image_format}"
+        with Image.open(path) as image:
+            assert image.format == pil_format and image.size == (64, 64)
+            assert image.mode == ("RGB" if image_format == "jpg" else "RGBA")
+            assert image.info.get("icc_profile") == profile
+        sizes[quality] = path.stat().st_size
+    if image_format == "png":
+        assert sizes[30] == sizes[95]  # quality does not apply
+    else:
+        assert sizes[30] < sizes[95]
+
+
+def test_16bit_png_keeps_its_icc_profile(tiny_model_file, tmp_path):
+    from sr_keras.io.images import write_png
+
+    profile = _srgb_profile()
+    src = tmp_path / "a16.png"
+    write_png(src, _u8(8, 8) / 255.0, bit_depth=16, icc_profile=profile)
+    assert read_image(src).icc_profile == profile and read_image(src).bit_depth == 16
+    assert _upscale_cli(src, "--output-dir", tmp_path / "out", "--model", tiny_model_file) == 0
+    result = read_image(tmp_path / "out" / "a16.png")
+    assert result.bit_depth == 16 and result.icc_profile == profile
+
+
+def test_exif_orientation_is_applied_and_not_written_again(tiny_model_file, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated 90 degrees clockwise
+    src = _save(tmp_path / "a.jpg", _u8(10, 12), exif=exif, quality=95)
+    assert _upscale_cli(src, "--output-dir", tmp_path / "out", "--model", tiny_model_file, "--format", "jpg") == 0
+    with Image.open(tmp_path / "out" / "a.jpg") as image:
+        assert image.size == (40, 48)  # upright: 10 wide, 12 high, times 4
+        assert image.getexif().get(0x0112, 1) == 1
+
+
+def test_noise_defaults_to_zero_the_faithful_end(tiny_model_file, tmp_path, capsys):
+    src = _save(tmp_path / "a.png", _u8(8, 8))
+    assert _upscale_cli(src, "--output-dir", tmp_path / "default", "--model", tiny_model_file) == 0
+    assert _upscale_cli(src, "--output-dir", tmp_path / "zero", "--model", tiny_model_file, "--noise", 0) == 0
+    assert _upscale_cli(src, "--output-dir", tmp_path / "one", "--model", tiny_model_file, "--noise", 1) == 0
+    default, zero, one = (np.asarray(Image.open(tmp_path / d / "a.png")) for d in ("default", "zero", "one"))
+    np.testing.assert_array_equal(default, zero)
+    assert np.abs(default.astype(int) - one).max() > 0
+    with pytest.raises(SystemExit):
+        main(["upscale", "--help"])
+    assert "faithful, best PSNR (the default)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_bad_outscale_and_quality_are_refused(tmp_path, capsys):
+    for flag, value in (("--outscale", "0"), ("--outscale", "x"), ("--quality", "0"), ("--quality", "101")):
+        with pytest.raises(SystemExit):
+            _upscale_cli("a.png", "--output-dir", tmp_path, flag, value)
+        assert flag in capsys.readouterr().err
+
+
+def _command(*args):
+    env = {**os.environ, "PYTHONPATH": REPO}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return subprocess.run([sys.executable, "-m", "sr_keras", *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=300)
+
+
+def test_version_and_a_quiet_start(tmp_path):
+    """`sr-keras --version`; TensorFlow's start-up lines (which TF_CPP_MIN_LOG_LEVEL alone does not stop in
+    TF 2.19+) stay off stderr unless --verbose."""
+    from sr_keras import __version__
+
+    result = _command("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"sr-keras {__version__}"
+    assert result.stderr == ""
+    src = _save(tmp_path / "a.png", _u8(8, 8))
+    result = _command("upscale", str(src), "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "I0000" not in result.stderr and "oneDNN" not in result.stderr and "absl" not in result.stderr
+    assert result.stderr.startswith("[")  # the progress bar is the first thing written
+    verbose = _command("upscale", str(src), "--output-dir", str(tmp_path / "out"), "--overwrite", "--verbose")
+    assert verbose.returncode == 0 and len(verbose.stderr) > len(result.stderr)
+
+
+def test_image_decoding_overlaps_inference(tiny_model_file, tmp_path, monkeypatch):
+    """The next image is read on the reader thread while the current one is upscaled."""
+    import threading
+
+    from sr_keras.io import images
+
+    threads = []
+    real_read = images.read_image
+
+    def read(path, *args, **kwargs):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(images, "read_image", read)
+    for k in range(3):
+        _save(tmp_path / "in" / f"{k}.png", _u8(8, 8, seed=k))
+    assert _upscale_cli(tmp_path / "in", "--output-dir", tmp_path / "out", "--model", tiny_model_file) == 0
+    assert threads == [False, False, False]
