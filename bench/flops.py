@@ -90,15 +90,15 @@ def generator_flops(generator, input_shape):
     return sum(per_block.values()), per_block
 
 
-def matmul_reference(size=2048, repeats=5, device=None):
-    """Best float32 (size x size) @ (size x size) rates in GFLOP/s: the machine's practical peak.
+def matmul_reference(size=2048, repeats=5, device=None, dtype=tf.float32):
+    """Best (size x size) @ (size x size) rates in GFLOP/s in `dtype`: the machine's practical peak.
 
     Returns (per wall-clock second, per CPU second of this process); on a
     shared machine the second is the steadier one.
     """
     with tf.device(device) if device else contextlib.nullcontext():
-        a = tf.random.normal((size, size))
-        b = tf.random.normal((size, size))
+        a = tf.cast(tf.random.normal((size, size)), dtype)
+        b = tf.cast(tf.random.normal((size, size)), dtype)
         matmul = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
         matmul(a, b).numpy()  # trace and warm up
         wall, cpu = float("inf"), float("inf")

@@ -1,12 +1,14 @@
 """Inference speed of the MGBP generator: GFLOP/s against the same machine's matmul.
 
     python bench/inference.py                    # published 4x on 128x128, lite config, tiled paths
+    python bench/inference.py --only published --precision float32,bfloat16   # + the authors' PyTorch code
     python bench/inference.py --memory-table     # time and peak RSS against input size (subprocesses)
 
 The tiled rows run an image whose one pass would need more than their memory
 budget, tiled and whole, in alternating back-to-back pairs, and print
 `tiling_overhead` (total tiled seconds / total whole seconds - 1) beside the
 work the overlaps add (`executed_fraction`). `--only tiled-published` runs one.
+`--only image-path` times what keeping the image path float32 costs a bfloat16 pass.
 
 Prints one JSON line per measurement. The machine is usually shared, so model
 and matmul runs are interleaved and the best of `--repeats` of each is kept;
@@ -15,7 +17,9 @@ whatever device TensorFlow picks (CPU or GPU); the matmul reference runs there t
 """
 
 import argparse
+import glob
 import importlib
+import importlib.util
 import json
 import os
 import resource
@@ -31,8 +35,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from flops import generator_flops, matmul_reference  # noqa: E402
 
+from sr_keras.precision import resolve, with_precision  # noqa: E402
+
 PUBLISHED = dict(scale=4)  # the MGBPGenerator defaults are the published G-MGBP 4x network
 LITE_CFG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "lite_x4.cfg")
+REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "reference",
+                             "pirm-sr-2018")
+MATMUL_DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16}
 GENERATOR_KEYS = ("scale", "filters", "growth", "bottleneck", "analysis_depth", "upscaling_depth",
                   "downscaling_depth", "synthesis_depth", "mu", "padding")
 
@@ -100,19 +109,56 @@ def tiled_flops(generator, height, width, tile_h, tile_w, overlap):
     return total
 
 
-def timed(fn, repeats, matmul_size):
-    """Best wall and CPU seconds of `fn` and the best matmul rates, measured alternately."""
-    fn()  # trace / warm up
-    wall = cpu = float("inf")
-    matmul_wall = matmul_cpu = 0.0
+def timed(fns, repeats, matmul_size):
+    """Best wall and CPU seconds of each of `fns` (name -> (fn, matmul dtype or None)) and best matmul rates.
+
+    Round-robin: every round runs each function, then the matmul in its dtype,
+    so a change of the machine's load hits every entry alike.
+    """
+    for fn, _ in fns.values():
+        fn()  # trace / warm up
+    seconds = {name: (float("inf"), float("inf")) for name in fns}
+    matmul = {name: (0.0, 0.0) for name in fns}
     for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        wall = min(wall, time.perf_counter() - start)
-        cpu = min(cpu, time.process_time() - start_cpu)
-        rates = matmul_reference(matmul_size, repeats=2)
-        matmul_wall, matmul_cpu = max(matmul_wall, rates[0]), max(matmul_cpu, rates[1])
-    return (wall, cpu), (matmul_wall, matmul_cpu)
+        for name, (fn, dtype) in fns.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+            seconds[name] = (min(seconds[name][0], wall), min(seconds[name][1], cpu))
+            if dtype is not None:
+                rates = matmul_reference(matmul_size, repeats=2, dtype=dtype)
+                matmul[name] = (max(matmul[name][0], rates[0]), max(matmul[name][1], rates[1]))
+    return seconds, matmul
+
+
+def pytorch_reference(directory=REFERENCE_DIR):
+    """The authors' PyTorch G-MGBP (their R1 file) as a function of an NHWC array, or (None, why not).
+
+    Runs as their `main.py` does: model named by the file name after `_CH`,
+    factor [4, 4], mu 2, reflection padding, no gradients, on the CPU.
+    """
+    if importlib.util.find_spec("torch") is None:
+        return None, "torch is not installed"
+    files = sorted(glob.glob(os.path.join(directory, "*R1_CH*.model")))
+    if not files:
+        return None, f"{directory}: no authors' R1 .model file"
+    import torch
+
+    sys.path.insert(0, directory)
+    authors = importlib.import_module("models")
+    model_id = "CH" + os.path.basename(files[0]).split("_CH", 1)[1].rsplit(".", 1)[0]
+    model = authors.G_MGBP(model_id, vlevel=0)
+    model.set_factor([4, 4])
+    model.set_mu(2)
+    model.load_state_dict(torch.load(files[0], map_location="cpu"))
+    model.train(False)
+
+    def run(lr):
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(np.transpose(lr, (0, 3, 1, 2))))
+            return model(x, noise_amp=torch.tensor(0.0), pad=True).numpy()
+
+    return run, None
 
 
 def report(config_name, size, gflop, seconds, matmul, **extra):
@@ -132,13 +178,84 @@ def report(config_name, size, gflop, seconds, matmul, **extra):
     return line
 
 
-def bench_whole(name, config, size, repeats, matmul_size, jit=False, weights=None):
+def bench_whole(name, config, size, repeats, matmul_size, jit=False, weights=None, precisions=("float32",),
+                reference=None):
+    """One pass at each precision (the same weights), each beside its matmul; one JSON line per precision.
+
+    With `reference` (the authors' code, `pytorch_reference`) it runs in the
+    same rounds and every line carries `speedup_to_pytorch` (its seconds / ours).
+    """
     generator = make_generator(config, weights)
     gflop = generator_flops(generator, (1, size, size, 3))[0] / 1e9
-    run = whole_image_runner(generator, jit)
     x = tf.random.uniform((1, size, size, 3), seed=1)
-    seconds, matmul = timed(lambda: run(x).numpy(), repeats, matmul_size)
-    return report(name, size, gflop, seconds, matmul, path="whole", jit=jit)
+    fns = {}
+    for precision in precisions:
+        run = whole_image_runner(with_precision(generator, precision), jit)
+        fns[precision] = (lambda run=run: run(x).numpy(), MATMUL_DTYPES[precision])
+    if reference is not None:
+        lr = x.numpy()
+        fns["pytorch"] = (lambda: reference(lr), None)
+    seconds, matmul = timed(fns, repeats, matmul_size)
+    lines = []
+    for precision in precisions:
+        extra = {}
+        if "float32" in seconds and precision != "float32":
+            extra["speedup_to_float32"] = round(seconds["float32"][0] / seconds[precision][0], 3)
+            extra["cpu_speedup_to_float32"] = round(seconds["float32"][1] / seconds[precision][1], 3)
+        if reference is not None:
+            extra["pytorch_seconds"] = round(seconds["pytorch"][0], 3)
+            extra["speedup_to_pytorch"] = round(seconds["pytorch"][0] / seconds[precision][0], 3)
+            extra["cpu_speedup_to_pytorch"] = round(seconds["pytorch"][1] / seconds[precision][1], 3)
+        lines.append(report(name, size, gflop, seconds[precision], matmul[precision], path="whole", jit=jit,
+                            precision=precision, **extra))
+    return lines
+
+
+def bench_image_path(config, size, repeats, matmul_size):
+    """What keeping the image path float32 costs at bfloat16: its layers timed in float32 and in bfloat16.
+
+    The image path is the learned bicubic (`ClassicUpscale`, once per level)
+    and the residual sums after it, at the sizes a `size` x `size` input gives
+    them; beside them, the whole bfloat16 pass.
+    """
+    from sr_keras.models.blocks import ClassicUpscale
+
+    generator = with_precision(make_generator(config), "bfloat16")
+    side = size + 2 * generator.padding
+    images = [tf.random.uniform((1, side * 2**level, side * 2**level, 3)) for level in range(generator.levels)]
+
+    def image_path(dtype):
+        upscale = ClassicUpscale(dtype=dtype)
+
+        @tf.function
+        def run():
+            outputs = [upscale(x) for x in images]
+            return [y + y for y in outputs]  # a residual sum at each level's size
+
+        return lambda: [y.numpy() for y in run()]
+
+    whole = whole_image_runner(generator)
+    x = tf.random.uniform((1, size, size, 3), seed=1)
+    fns = {"float32": (image_path("float32"), None), "bfloat16": (image_path("mixed_bfloat16"), None),
+           "whole": (lambda: whole(x).numpy(), tf.bfloat16)}
+    seconds, _ = timed(fns, repeats, matmul_size)
+    extra = seconds["float32"][0] - seconds["bfloat16"][0]
+    line = {"config": "image_path", "input": f"{size}x{size}", "precision": "bfloat16",
+            "image_path_float32_seconds": round(seconds["float32"][0], 4),
+            "image_path_bfloat16_seconds": round(seconds["bfloat16"][0], 4),
+            "whole_pass_seconds": round(seconds["whole"][0], 3),
+            "float32_image_path_cost": round(extra / seconds["whole"][0], 4),
+            "load_avg_1min": round(os.getloadavg()[0], 2)}
+    print(json.dumps(line), flush=True)
+    return line
+
+
+def parse_precisions(text):
+    """'float32,bfloat16' -> ('float32', 'bfloat16'); 'auto' resolves to what this machine would use."""
+    names = [resolve(p.strip()) for p in text.split(",") if p.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected float32, bfloat16 and/or auto, comma separated")
+    return tuple(dict.fromkeys(names))
 
 
 def parse_size(text):
@@ -265,7 +382,13 @@ def main(argv=None):
                         help="whole/tiled pairs of the lite tiled run (~20 s a pair at 1024)")
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument("--jit", action="store_true", help="compile the whole-image pass with XLA")
-    parser.add_argument("--only", choices=["published", "lite", "tiled", "tiled-lite", "tiled-published"],
+    parser.add_argument("--precision", type=parse_precisions, default=("float32",),
+                        help="comma-separated precisions of the whole-image runs, timed in the same rounds "
+                             "(float32, bfloat16, auto; default float32); the tiled runs stay float32")
+    parser.add_argument("--no-pytorch", action="store_true",
+                        help="do not time the authors' PyTorch code beside the published network")
+    parser.add_argument("--only", choices=["published", "lite", "tiled", "tiled-lite", "tiled-published",
+                                           "image-path"],
                         action="append",
                         help="run only these measurements (repeatable)")
     parser.add_argument("--weights", help="a saved .keras generator to bench instead of fresh weights")
@@ -293,9 +416,16 @@ def main(argv=None):
     if "tiled" in only:
         only |= {"tiled-lite", "tiled-published"}
     if "published" in only:
-        bench_whole("published_x4", PUBLISHED, args.size, args.repeats, args.matmul_size, args.jit, args.weights)
+        reference, why_not = (None, "--no-pytorch") if args.no_pytorch else pytorch_reference()
+        if reference is None:
+            print(f"authors' PyTorch code not timed: {why_not}", file=sys.stderr)
+        bench_whole("published_x4", PUBLISHED, args.size, args.repeats, args.matmul_size, args.jit, args.weights,
+                    args.precision, reference)
     if "lite" in only:
-        bench_whole("lite_x4", LITE, args.size, args.repeats, args.matmul_size, args.jit)
+        bench_whole("lite_x4", LITE, args.size, args.repeats, args.matmul_size, args.jit,
+                    precisions=args.precision)
+    if "image-path" in only:
+        bench_image_path(PUBLISHED, args.size, args.repeats, args.matmul_size)
     if "tiled-lite" in only:
         bench_tiled("lite_x4", LITE, args.lite_tiled_size, parse_bytes(args.lite_tiled_budget),
                     args.lite_tiled_repeats, args.matmul_size)

@@ -1,11 +1,15 @@
 """Training throughput: one JSON line per network size (lite, published G-MGBP).
 
     python bench/training.py [--data DIR ...] [--steps 20] [--perceptual_weights PATH]
+    python bench/training.py --configs lite --precision float32,bfloat16 --perceptual_weights PATH
 
 For each configuration, in one run: GAN training steps/s and patches/s (adversarial
 phase: D step + G step, two generator passes), and beside it the input pipeline's
 patches/s alone, with their ratio (> 1 means the pipeline keeps up). Defaults to
 ../shared/data/train when present, else scikit-image's sample photographs.
+With several precisions, the networks (same seed, same data) are trained in
+alternating rounds of `--steps` steps, `--rounds` times, and the best round counts:
+a shared machine's load changes then hit every precision alike.
 """
 
 import argparse
@@ -26,8 +30,9 @@ from sr_keras.data.pipeline import training_dataset  # noqa: E402
 from sr_keras.models.discriminator import MultiScaleDiscriminator  # noqa: E402
 from sr_keras.models.gan import SRGAN  # noqa: E402
 from sr_keras.models.generator import MGBPGenerator  # noqa: E402
+from sr_keras.precision import dtype_policy, resolve  # noqa: E402
 
-CONFIGS = {
+CONFIGS = {  # "lite" is configs/lite_x4.cfg (train_main's lite config)
     "lite": dict(generator=dict(filters=16, growth=8, analysis_depth=1, upscaling_depth=1, downscaling_depth=1,
                                 synthesis_depth=1, mu=1, padding=2),
                  discriminator=dict(filters=16, depth=1, max_filters=64), patch_size=64, batch_size=8),
@@ -54,27 +59,46 @@ def pipeline_rate(ds, batches, batch_size):
     return batches * batch_size / (time.perf_counter() - t0)
 
 
-def bench(name, spec, data, steps, contextual):
+def make_gan(spec, contextual, precision):
     keras.utils.set_random_seed(0)
-    g = MGBPGenerator(scale=4, **spec["generator"])
-    d = MultiScaleDiscriminator(2, **spec["discriminator"])
+    policy = dtype_policy(precision)
+    g = MGBPGenerator(scale=4, dtype=policy, **spec["generator"])
+    d = MultiScaleDiscriminator(2, dtype=policy, **spec["discriminator"])
     gan = SRGAN(g, d, contextual=contextual)
     gan.compile(g_optimizer=keras.optimizers.Adam(1e-4), d_optimizer=keras.optimizers.Adam(1e-4),
                 sample_lr_size=spec["patch_size"] // 4)
+    return gan
+
+
+def bench(name, spec, data, steps, contextual, precisions=("float32",), rounds=1):
+    """One JSON line per precision: the best of `rounds` rounds of `steps` steps, precisions alternating."""
     ds = training_dataset(data, scale=4, patch_size=spec["patch_size"], batch_size=spec["batch_size"], seed=0,
                           cache=True)
-    gan.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)  # trace + fill the cache
-    t0 = time.perf_counter()
-    gan.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
-    train_steps = steps / (time.perf_counter() - t0)
-    train_patches = train_steps * spec["batch_size"]
+    gans = {p: make_gan(spec, contextual, p) for p in precisions}
+    for gan in gans.values():
+        gan.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)  # trace + fill the cache
+    best = dict.fromkeys(precisions, 0.0)
+    for _ in range(rounds):
+        for precision, gan in gans.items():
+            t0 = time.perf_counter()
+            gan.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+            best[precision] = max(best[precision], steps / (time.perf_counter() - t0))
     pipe = pipeline_rate(ds, max(steps, 20), spec["batch_size"])
-    return {"config": name, "generator_params": g.count_params(), "discriminator_params": d.count_params(),
-            "patch_size": spec["patch_size"], "batch_size": spec["batch_size"],
-            "perceptual": contextual is not None, "train_steps_per_s": round(train_steps, 3),
-            "train_patches_per_s": round(train_patches, 2), "pipeline_patches_per_s": round(pipe, 1),
-            "pipeline_to_train_ratio": round(pipe / train_patches, 1),
-            "device": "GPU" if tf.config.list_physical_devices("GPU") else f"CPU x{os.cpu_count()}"}
+    lines = []
+    for precision, gan in gans.items():
+        train_patches = best[precision] * spec["batch_size"]
+        line = {"config": name, "precision": precision, "generator_params": gan.generator.count_params(),
+                "discriminator_params": gan.discriminator.count_params(),
+                "patch_size": spec["patch_size"], "batch_size": spec["batch_size"],
+                "perceptual": contextual is not None, "train_steps_per_s": round(best[precision], 3),
+                "train_patches_per_s": round(train_patches, 2), "pipeline_patches_per_s": round(pipe, 1),
+                "pipeline_to_train_ratio": round(pipe / train_patches, 1),
+                "device": "GPU" if tf.config.list_physical_devices("GPU") else f"CPU x{os.cpu_count()}",
+                "load_avg_1min": round(os.getloadavg()[0], 2)}
+        if "float32" in best and precision != "float32":
+            line["speedup_to_float32"] = round(best[precision] / best["float32"], 3)
+        lines.append(line)
+    return lines
 
 
 def main():
@@ -84,15 +108,23 @@ def main():
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--perceptual_weights", default="",
                         help="VGG16 .npz (or 'imagenet') to include the contextual loss; off by default")
+    parser.add_argument("--contextual_max_positions", type=int, default=1024,
+                        help="feature positions per image of the contextual loss (configs/lite_x4.cfg: 256)")
+    parser.add_argument("--precision", default="float32",
+                        help="comma-separated precisions (float32, bfloat16, auto), trained in alternating rounds")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds of --steps steps")
     args = parser.parse_args()
+    precisions = tuple(dict.fromkeys(resolve(p.strip()) for p in args.precision.split(",") if p.strip()))
     data = args.data or default_data()
     contextual = None
     if args.perceptual_weights:
         from sr_keras.losses import ContextualLoss, VGGFeatures
 
-        contextual = ContextualLoss(VGGFeatures(weights=args.perceptual_weights), max_positions=1024)
+        contextual = ContextualLoss(VGGFeatures(weights=args.perceptual_weights),
+                                    max_positions=args.contextual_max_positions)
     for name in args.configs:
-        print(json.dumps(bench(name, CONFIGS[name], data, args.steps, contextual)), flush=True)
+        for line in bench(name, CONFIGS[name], data, args.steps, contextual, precisions, args.rounds):
+            print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from sr_keras.models.generator import reflect_pad
+from sr_keras.precision import model_precision, resolve, with_precision
 from sr_keras.tiling import DEFAULT_OVERLAP, balanced_tile, blend_weights, plan_tiles, tile_starts
 from sr_keras.zoo import resolve_model
 
@@ -72,6 +73,25 @@ def _runner(model):
 
         _RUNNERS[model] = fn
     return fn
+
+
+_COPIES = weakref.WeakKeyDictionary()
+
+
+def at_precision(model, precision):
+    """`model` run at `precision` (None: as it is): itself, or its copy at the other precision.
+
+    The copy (and so its traced function) is kept per model and refreshed with
+    the model's current weights on every call, which costs milliseconds.
+    """
+    if precision is None or model_precision(model) == resolve(precision):
+        return model
+    copy = _COPIES.get(model)
+    if copy is None:
+        copy = _COPIES[model] = with_precision(model, precision)
+    else:
+        copy.set_weights(model.get_weights())
+    return copy
 
 
 @tf.function(reduce_retracing=True)
@@ -150,7 +170,7 @@ def resolve_tile(model, batch, height, width, tile, overlap, memory_budget=None)
 
 
 def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", overlap=DEFAULT_OVERLAP,
-            memory_budget=None, clip=True, on_tile=None, shared_noise=False):
+            memory_budget=None, clip=True, on_tile=None, shared_noise=False, precision=None):
     """Super-resolve an (H, W, C) image or (N, H, W, C) batch with values in [0, 1].
 
     * `model`: an `MGBPGenerator`, a model name ("x4", "pirm-r3", ...; see
@@ -171,11 +191,15 @@ def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", ove
     * `shared_noise`: give every image of the batch the same noise field (the
       one a single image gets for `seed`), e.g. the frames of a video, whose
       texture then does not flicker.
+    * `precision`: None runs the model as built or loaded; "float32",
+      "bfloat16" or "auto" (bfloat16 where the hardware runs it fast) run it
+      at that precision (`sr_keras.precision`).
     Returns float32 (sH, sW, C) or (N, sH, sW, C), clipped to [0, 1] unless
     `clip=False`.
     """
     model = default_model() if model is None else resolve_model(model)
     _check_model(model)
+    model = at_precision(model, precision)
     array = np.asarray(images, dtype="float32")
     single = array.ndim == 3
     if single:

@@ -199,7 +199,7 @@ def test_without_model_the_bundled_x4_generator_is_used(tmp_path, capsys):
     import sr_keras
 
     src = _save(tmp_path / "a.png", _u8(8, 8))
-    assert _upscale_cli(src, "--output-dir", tmp_path / "out", "--noise", 0) == 0
+    assert _upscale_cli(src, "--output-dir", tmp_path / "out", "--noise", 0, "--precision", "float32") == 0
     written = read_image(tmp_path / "out" / "a.png").pixels
     assert written.shape == (32, 32, 3)
     expected = upscale(read_image(src).pixels, sr_keras.pretrained("x4"), 0.0)
@@ -323,7 +323,8 @@ def test_cli_seed_and_noise_map(tiny_model_path, gentle_tiny, tmp_path):
     mask = np.zeros((8, 10), np.uint8)  # half the input size: resized (bilinear) to it
     mask[:, 5:] = 255
     mask_path = _save(tmp_path / "mask.png", mask)
-    common = [src, "--model", tiny_model_path, "--noise", 0.5, "--noise-map", mask_path, "--seed", 9]
+    common = [src, "--model", tiny_model_path, "--noise", 0.5, "--noise-map", mask_path, "--seed", 9,
+              "--precision", "float32"]
     assert _upscale_cli(*common, "--output-dir", tmp_path / "o1") == 0
     assert _upscale_cli(*common, "--output-dir", tmp_path / "o2") == 0
     first = np.asarray(Image.open(tmp_path / "o1" / "a.png"))
@@ -357,7 +358,7 @@ def test_end_to_end_published_r1_psnr(reference_npz, shared_dir, tmp_path, capsy
     lr = shared_dir / "data" / "benchmark" / "Set5" / "x4" / "LR" / "img_001.png"
     hr = shared_dir / "data" / "benchmark" / "Set5" / "x4" / "HR" / "img_001.png"
     out = tmp_path / "out"
-    assert _upscale_cli(lr, "--output-dir", out, "--model", model_path, "--noise", 0) == 0
+    assert _upscale_cli(lr, "--output-dir", out, "--model", model_path, "--noise", 0, "--precision", "float32") == 0
     sr = np.asarray(Image.open(out / "img_001.png"), np.float64) / 255.0
     assert sr.shape == (512, 512, 3)
     reference = np.asarray(Image.open(hr).convert("RGB"), np.float64) / 255.0
@@ -381,9 +382,9 @@ def test_cli_memory_budget_tiles_the_image(tiny_model_path, gentle_tiny, tmp_pat
     src = _save(tmp_path / "a.png", lr)
     budget = int(estimate_bytes(gentle_tiny, 1, 80, 80))  # the whole image does not fit: 2 x 2 tiles or so
     assert _upscale_cli(src, "--model", tiny_model_path, "--noise", 0, "--memory-budget", budget,
-                        "--output-dir", tmp_path / "tiled") == 0
+                        "--precision", "float32", "--output-dir", tmp_path / "tiled") == 0
     assert _upscale_cli(src, "--model", tiny_model_path, "--noise", 0, "--tile", 0,
-                        "--output-dir", tmp_path / "whole") == 0
+                        "--precision", "float32", "--output-dir", tmp_path / "whole") == 0
     tiled = np.asarray(Image.open(tmp_path / "tiled" / "a.png")).astype(int)
     whole = np.asarray(Image.open(tmp_path / "whole" / "a.png")).astype(int)
     assert np.abs(tiled - whole).max() <= 1  # 8-bit rounding of a < 1e-4 difference at most

@@ -2,6 +2,8 @@
 
 import sys
 
+from sr_keras.precision import PRECISIONS
+
 
 def _amplitudes(text):
     import argparse
@@ -33,6 +35,9 @@ def add_parser(subparsers, name):
                    help="LPIPS-alex v0.1 npz (default: convert the official release, needs torch)")
     p.add_argument("--niqe-params", default=None, help="NIQE pristine-model npz (default: download)")
     p.add_argument("--seed", type=int, default=0, help="noise seed; image i uses seed + i (default 0)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="compute precision of the generator (default float32, the published figures'); "
+                        "'auto' is bfloat16 where the hardware runs it fast")
     return p
 
 
@@ -40,6 +45,7 @@ def run(args):
     from sr_keras import evaluate as job
     from sr_keras.metrics.lpips import LPIPSWeightsError, load_lpips
     from sr_keras.metrics.niqe import NIQEParamsError, load_niqe_params
+    from sr_keras.precision import with_precision
     from sr_keras.zoo import ModelUnavailable, resolve_model
 
     def fail(message, status=2):
@@ -59,6 +65,7 @@ def run(args):
     model_scale = getattr(model, "scale", None)
     if model_scale is not None and int(model_scale) != args.scale:
         return fail(f"{args.model}: model upscales x{model_scale}, but --scale is {args.scale}")
+    model = with_precision(model, args.precision)
 
     result = job.evaluate(model, pairs, args.scale, args.noise, lpips_model, niqe_params,
                           seed=args.seed, progress=job.stderr_progress)

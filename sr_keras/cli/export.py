@@ -29,6 +29,7 @@ def _onnx_path(args):
 
 def run(args):
     from sr_keras.export import OnnxExportError, VersionExistsError, export_onnx, export_saved_model
+    from sr_keras.precision import with_precision
     from sr_keras.zoo import ModelUnavailable, resolve_model
 
     prog = "sr-keras export"
@@ -40,6 +41,7 @@ def run(args):
     except ModelUnavailable as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return 1
+    generator = with_precision(generator, "float32")  # a bfloat16-saved model is exported float32
 
     try:
         if args.format == "saved_model":

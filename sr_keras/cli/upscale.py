@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from sr_keras.io.images import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, SUPPORTED_EXTENSIONS
+from sr_keras.precision import PRECISIONS
 from sr_keras.tiling import DEFAULT_OVERLAP
 from sr_keras.video import DEFAULT_CODEC, DEFAULT_PIX_FMT, VIDEO_EXTENSIONS, is_video
 
@@ -93,6 +94,9 @@ def add_parser(subparsers, name):
                    help="jpg/webp quality, 1-100 (default %(default)s)")
     _add_video_arguments(p)
     _add_tile_arguments(p)
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="compute precision: 'auto' (default) is bfloat16 on hardware that runs it fast "
+                        "(CPUs with AVX512_BF16/AMX, GPUs of compute capability >= 8.0), else float32")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help="refuse inputs with more pixels (decompression bombs; default %(default)s)")
@@ -274,6 +278,7 @@ def _check_arguments(args, prog):
 
 def _model_or_error(args, prog):
     """(model, None) or (None, an error message)."""
+    from sr_keras.precision import with_precision
     from sr_keras.upscale import NoDefaultModel, default_model
     from sr_keras.zoo import ModelUnavailable, resolve_model
 
@@ -283,7 +288,7 @@ def _model_or_error(args, prog):
         return None, f"{prog}: {error}"
     if not all(hasattr(model, a) for a in ("scale", "levels", "padding")):
         return None, f"{prog}: {args.model}: not an MGBPGenerator ({type(model).__name__})"
-    return model, None
+    return with_precision(model, args.precision), None
 
 
 def _upscale_image(args, model, mask, image, on_tile):

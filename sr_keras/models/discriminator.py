@@ -18,9 +18,9 @@ import tensorflow as tf
 _PACKAGE = "sr_keras"
 
 
-def _conv(filters, strides, name):
+def _conv(filters, strides, name, dtype):
     return keras.layers.Conv2D(filters, 3, strides=strides, padding="same",
-                               activation="leaky_relu", name=name)
+                               activation="leaky_relu", name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -53,15 +53,19 @@ class MultiScaleDiscriminator(keras.Model):
 
         # scale 0 is the coarsest, levels - 1 the finest.
         self.widths = [self._width(self.levels - 1 - scale) for scale in range(self.levels)]
+        policy = self.dtype_policy
         self.branches = [
-            [_conv(self.widths[s], 1, f"scale{s}_conv{d}") for d in range(self.depth)]
+            [_conv(self.widths[s], 1, f"scale{s}_conv{d}", policy) for d in range(self.depth)]
             for s in range(self.levels)
         ]
         # downs[s] takes the merged features at scale s to scale s - 1 (none at the coarsest).
-        self.downs = [None] + [_conv(self.widths[s - 1], 2, f"scale{s}_down") for s in range(1, self.levels)]
-        self.head = [_conv(self._width(self.levels + j), 2, f"head_conv{j}") for j in range(self.head_depth)]
-        self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
-        self.logit = keras.layers.Dense(1, name="logit")
+        self.downs = [None] + [_conv(self.widths[s - 1], 2, f"scale{s}_down", policy)
+                               for s in range(1, self.levels)]
+        self.head = [_conv(self._width(self.levels + j), 2, f"head_conv{j}", policy)
+                     for j in range(self.head_depth)]
+        # The global mean and the logit stay float32 under any policy: the losses read the logits.
+        self.pool = keras.layers.GlobalAveragePooling2D(name="pool", dtype="float32")
+        self.logit = keras.layers.Dense(1, name="logit", dtype="float32")
         self.build(None)
 
     def _width(self, doublings):

@@ -73,6 +73,10 @@ class MGBPGenerator(keras.Model):
     Returns the SR image (N, sH, sW, 3), unclipped, or with
     `return_intermediates` the list of the image after every 2x level,
     coarsest first (the last one is the SR image).
+
+    With `dtype="mixed_bfloat16"` (`sr_keras.precision`) the feature modules
+    compute in bfloat16 while inputs, noise, the learned bicubic upscaler,
+    the residual sums and the output stay float32.
     """
 
     def __init__(
@@ -108,13 +112,19 @@ class MGBPGenerator(keras.Model):
         self.mu = int(mu)
         self.padding = int(padding)
 
-        common = dict(filters=self.filters, growth=self.growth, bottleneck=self.bottleneck)
-        self.classic_upscale = ClassicUpscale(name="ClassicUpscale")
+        common = dict(filters=self.filters, growth=self.growth, bottleneck=self.bottleneck, dtype=self.dtype_policy)
+        # The image path stays float32 under any policy: the learned bicubic, the residual sums, the output.
+        self.classic_upscale = ClassicUpscale(name="ClassicUpscale", dtype="float32")
         self.analysis = Analysis(depth=self.analysis_depth, name="Analysis", **common)
         self.upscaling = Upscaling(depth=self.upscaling_depth, name="Upscaling", **common)
         self.downscaling = Downscaling(depth=self.downscaling_depth, name="Downscaling", **common)
         self.synthesis = Synthesis(depth=self.synthesis_depth, name="Synthesis", **common)
         self.build((None, None, None, 3))
+
+    @property
+    def input_dtype(self):
+        """Inputs (image, amplitude, noise) stay float32; features are cast where they begin."""
+        return "float32"
 
     def build(self, input_shape=None):
         if self.built:
@@ -131,7 +141,7 @@ class MGBPGenerator(keras.Model):
 
     def _amplitude_at_levels(self, amplitude, batch, prepadded=False):
         """Amplitude broadcastable to each level's padded size: a (N,1,1,1) or per-pixel map."""
-        amplitude = tf.convert_to_tensor(amplitude, dtype=self.compute_dtype)
+        amplitude = tf.convert_to_tensor(amplitude, dtype=tf.float32)
         rank = amplitude.shape.rank
         if rank == 0:
             return [tf.fill([batch, 1, 1, 1], amplitude)] * self.levels
@@ -153,7 +163,7 @@ class MGBPGenerator(keras.Model):
                 raise ValueError(f"noise must hold {self.levels} maps (one per level), got {len(noise)}")
             maps = []
             for level in range(self.levels):
-                m = tf.convert_to_tensor(noise[level], dtype=self.compute_dtype)
+                m = tf.convert_to_tensor(noise[level], dtype=tf.float32)
                 if m.shape.rank == 2:
                     m = m[None, :, :, None]
                 elif m.shape.rank == 3:
@@ -162,7 +172,7 @@ class MGBPGenerator(keras.Model):
             return maps
         if seed is not None:
             return self.seeded_noise(n, h, w, seed, padded=True)
-        return [tf.random.normal([n, h * 2**level, w * 2**level, 1], dtype=self.compute_dtype)
+        return [tf.random.normal([n, h * 2**level, w * 2**level, 1], dtype=tf.float32)
                 for level in range(self.levels)]
 
     def seeded_noise(self, batch, height, width, seed, padded=False):
@@ -170,6 +180,7 @@ class MGBPGenerator(keras.Model):
 
         Tiled inference slices these so that tiles reproduce the whole-image
         output. Sizes are of the padded LR (pass `padded=True` if they already are).
+        Drawn in float32 under any precision, so a seed gives the same noise in bfloat16.
         """
         if not padded:
             height, width = height + 2 * self.padding, width + 2 * self.padding
@@ -177,7 +188,7 @@ class MGBPGenerator(keras.Model):
         for level in range(self.levels):
             size = [batch, height * 2**level, width * 2**level, 1]
             level_seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(level, tf.int64)])
-            maps.append(tf.random.stateless_normal(size, seed=level_seed, dtype=self.compute_dtype, alg="philox"))
+            maps.append(tf.random.stateless_normal(size, seed=level_seed, dtype=tf.float32, alg="philox"))
         return maps
 
     # -- forward ---------------------------------------------------------------
@@ -197,7 +208,7 @@ class MGBPGenerator(keras.Model):
             if noise_amplitude is None:
                 noise_amplitude = inputs.get("noise_amplitude")
             inputs = inputs["image"]
-        lr = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        lr = tf.convert_to_tensor(inputs, dtype=tf.float32)
         if lr.shape.rank != 4 or (lr.shape[-1] is not None and lr.shape[-1] != 3):
             raise ValueError(f"expected an LR batch of shape (N, H, W, 3), got {lr.shape}")
         if noise_amplitude is None:
@@ -208,11 +219,11 @@ class MGBPGenerator(keras.Model):
 
         amplitudes = self._amplitude_at_levels(noise_amplitude, batch, prepadded)
         maps = self._noise_maps(x, noise, seed)
-        noise_in = [a * m for a, m in zip(amplitudes, maps, strict=True)]
+        noise_in = [tf.cast(a * m, self.compute_dtype) for a, m in zip(amplitudes, maps, strict=True)]
 
         r = self.analysis(x)
         res = [r]
-        out = x + self.synthesis(r)
+        out = x + tf.cast(self.synthesis(r), tf.float32)
         images = []
         for level in range(self.levels):
             out = self.classic_upscale(out)
@@ -220,7 +231,7 @@ class MGBPGenerator(keras.Model):
             r = self.upscaling(tf.concat([r, coarse, noise_in[level]], axis=-1))
             r = self._back_project(r, level + 1, res, noise_in)
             res.append(r)
-            out = out + self.synthesis(r)
+            out = out + tf.cast(self.synthesis(r), tf.float32)
             images.append(crop(out, p * 2 ** (level + 1)))
         return images if return_intermediates else images[-1]
 

@@ -30,6 +30,9 @@ FIELDS = {
     "padding": (4, "generator reflection padding (LR pixels)."),
     "init_residual_scale": (0.1, "scale the generator's fresh synthesis output kernels by this, so "
                                  "training starts near the (learned) bicubic upscaler; 1 = plain He init."),
+    "precision": ("float32", "float32, bfloat16 or auto (bfloat16 where the hardware runs it fast): compute "
+                             "precision of both networks (Keras mixed_bfloat16: variables, optimizer state, "
+                             "the generator's image path, the logits and the losses stay float32)."),
     # discriminator
     "d_filters": (32, "discriminator width at the finest scale."),
     "d_depth": (2, "convolutions per discriminator scale."),

@@ -41,16 +41,19 @@ def _build(cfg, sample_lr_size):
     from sr_keras.models.discriminator import MultiScaleDiscriminator
     from sr_keras.models.gan import SRGAN
     from sr_keras.models.generator import MGBPGenerator
+    from sr_keras.precision import dtype_policy
 
+    policy = dtype_policy(cfg.precision)
+    logger.info("precision %s: Keras dtype policy %s", cfg.precision, policy.name)
     generator = MGBPGenerator(scale=cfg.scale, filters=cfg.filters, growth=cfg.growth,
                               analysis_depth=cfg.analysis_depth, upscaling_depth=cfg.upscaling_depth,
                               downscaling_depth=cfg.downscaling_depth, synthesis_depth=cfg.synthesis_depth,
-                              mu=cfg.mu, padding=cfg.padding, name="generator")
+                              mu=cfg.mu, padding=cfg.padding, name="generator", dtype=policy)
     if cfg.init_residual_scale != 1.0:  # a fresh start; a resumed run overwrites it from the checkpoint
         kernel = generator.synthesis.conv4.kernel
         kernel.assign(kernel * cfg.init_residual_scale)
     discriminator = MultiScaleDiscriminator(generator.levels, filters=cfg.d_filters, depth=cfg.d_depth,
-                                            max_filters=cfg.d_max_filters, name="discriminator")
+                                            max_filters=cfg.d_max_filters, name="discriminator", dtype=policy)
     contextual = None
     if cfg.lambda_per > 0:
         weights, why_off = resolve_perceptual_weights(cfg.perceptual_weights)
@@ -180,8 +183,9 @@ def train(cfg):
 
 def _export(gan, out, val_ds, amplitudes):
     from sr_keras.export import export_saved_model
+    from sr_keras.precision import with_precision
 
-    generator = gan.inference_generator()
+    generator = with_precision(gan.inference_generator(), "float32")  # exports are float32 (docs/serving.md)
     saved = export_saved_model(generator, os.path.join(out, "saved_model"), version=1, overwrite=True)
     keras_path = os.path.join(out, "generator.keras")
     with atomic_output_path(keras_path) as tmp:
