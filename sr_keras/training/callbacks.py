@@ -114,7 +114,7 @@ class ProgressLogger(keras.callbacks.Callback):
         elapsed = time.perf_counter() - self._t0
         rate = (step - self._s0) / max(elapsed, 1e-9)
         eta = (self.total_steps - step) / rate if rate > 0 else float("inf")
-        phase = "gan" if self.model._adversarial else "warm-up"
+        phase = "gan" if self.model.adversarial else "warm-up"
         logger.info("step %d/%d (%s)  %.2f steps/s  ETA %s  %s", step, self.total_steps, phase, rate,
                     time.strftime("%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?",
                     _format_logs(logs))
