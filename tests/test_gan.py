@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from sr_keras.data.pipeline import downsample_pyramid
 from sr_keras.losses import ContextualLoss
-from sr_keras.models.discriminator import MultiScaleDiscriminator
 from sr_keras.metrics import psnr
+from sr_keras.models.discriminator import MultiScaleDiscriminator
 from sr_keras.models.gan import SRGAN
 from sr_keras.training.checkpoint import TrainingCheckpoint
 
