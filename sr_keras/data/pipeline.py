@@ -321,9 +321,9 @@ def training_dataset(sources, *, scale, patch_size, batch_size, seed=None, cache
         seed = int(np.random.default_rng().integers(2**31 - 1))
     table = _ImageTable(list_image_files(sources), int(seed), patch_size, f"{patch_size}x{patch_size} patch",
                         bool(cache))
-    first = int(start_step) * batch_size
-    end = np.iinfo(np.int64).max if steps is None else first + int(steps) * batch_size
-    ds = tf.data.Dataset.range(first, end)
+    ds = tf.data.Dataset.counter(int(start_step) * batch_size)
+    if steps is not None:
+        ds = ds.take(int(steps) * batch_size)
 
     def make(index):
         patch = random_patch(table.map_fn(index), tf.stack([tf.constant(int(seed), tf.int64), index]),

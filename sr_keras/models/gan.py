@@ -176,13 +176,19 @@ class SRGAN(keras.Model):
         if count is None:
             raise ValueError("SRGAN.train_step needs a static batch size (batch with drop_remainder=True)")
         shape = tf.shape(lr)
+        pad = 2 * self.generator.padding  # the generator draws its noise at the reflect-padded size
         base = tf.random.experimental.stateless_fold_in(tf.constant([self.noise_seed, 0], tf.int64),
                                                         tf.cast(step, tf.int64))
-        per_image = []
-        for i in range(count):
-            key = tf.random.experimental.stateless_fold_in(base, tf.cast(first_image, tf.int64) + i)[0]
-            per_image.append(self.generator.seeded_noise(1, shape[1], shape[2], key))
-        return [tf.concat(maps, axis=0) for maps in zip(*per_image, strict=True)]
+        maps = []
+        for level in range(self.generator.levels):
+            size = [1, (shape[1] + pad) * 2**level, (shape[2] + pad) * 2**level, 1]
+            per_image = []
+            for i in range(count):
+                key = tf.random.experimental.stateless_fold_in(base, tf.cast(first_image, tf.int64) + i)
+                key = tf.random.experimental.stateless_fold_in(key, level)
+                per_image.append(tf.random.stateless_normal(size, seed=key, dtype=self.generator.compute_dtype))
+            maps.append(tf.concat(per_image, axis=0))
+        return maps
 
     def _generate(self, lr):
         """Y0 (amplitude 0) and, in the adversarial phase, Y1 (the textured amplitude); pyramids."""

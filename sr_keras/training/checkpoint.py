@@ -1,7 +1,7 @@
 """Checkpoints that resume exactly: both networks, the EMA, both optimizers (slots and step counter).
 
 A checkpoint is written in two stages: the data and `.index` files of `ckpt-N`,
-then the `checkpoint` index file, which `tf.train.update_checkpoint_state`
+then the `checkpoint` index file, which `update_checkpoint_state`
 replaces atomically. A `kill -9` at any moment therefore leaves the previous
 complete checkpoint as the latest one (a half-written `ckpt-N` is not listed
 and is overwritten when step N is saved again). The step counter is the
@@ -75,7 +75,7 @@ class TrainingCheckpoint:
         state = tf.train.get_checkpoint_state(self.directory)
         kept = [p for p in (state.all_model_checkpoint_paths if state else []) if p != path] + [path]
         dropped, kept = kept[:-self.max_to_keep], kept[-self.max_to_keep:]
-        tf.train.update_checkpoint_state(self.directory, path, all_model_checkpoint_paths=kept)
+        tf.compat.v1.train.update_checkpoint_state(self.directory, path, all_model_checkpoint_paths=kept)
         for old in dropped:
             for name in tf.io.gfile.glob(old + ".*"):
                 tf.io.gfile.remove(name)

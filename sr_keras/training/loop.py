@@ -35,11 +35,17 @@ def resolve_perceptual_weights(setting):
 
 
 def build_gan(cfg, sample_lr_size):
-    """The SRGAN of `cfg`, compiled (both networks and optimizers built)."""
+    """The SRGAN of `cfg`, compiled (both networks and optimizers built), initialised from `cfg.seed`.
+
+    Seeded, so two runs of one command start from the same weights (a resumed run then
+    overwrites them from its checkpoint).
+    """
     from sr_keras.losses import ContextualLoss, VGGFeatures
     from sr_keras.models.discriminator import MultiScaleDiscriminator
     from sr_keras.models.gan import SRGAN
     from sr_keras.models.generator import MGBPGenerator
+
+    keras.utils.set_random_seed(cfg.seed)
 
     generator = MGBPGenerator(scale=cfg.scale, filters=cfg.filters, growth=cfg.growth,
                               analysis_depth=cfg.analysis_depth, upscaling_depth=cfg.upscaling_depth,
