@@ -97,11 +97,10 @@ def _format_logs(logs, keys=None):
 class ProgressLogger(keras.callbacks.Callback):
     """One progress line every `every` steps: step, speed, ETA and the losses."""
 
-    def __init__(self, total_steps, every=50, batch_size=None):
+    def __init__(self, total_steps, every=50):
         super().__init__()
         self.total_steps = int(total_steps)
         self.every = int(every)
-        self.batch_size = batch_size
         self._t0 = self._s0 = None
 
     def on_train_begin(self, logs=None):
