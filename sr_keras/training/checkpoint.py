@@ -70,7 +70,7 @@ class TrainingCheckpoint:
                          step, self.latest)
             return None
         path = self.checkpoint.write(os.path.join(self.directory, f"ckpt-{step}"))
-        if step == self.block_at_step:
+        if self.block_at_step and step == self.block_at_step:
             self._block(path)
         state = tf.train.get_checkpoint_state(self.directory)
         kept = [p for p in (state.all_model_checkpoint_paths if state else []) if p != path] + [path]
