@@ -19,6 +19,7 @@ from sr_keras.training.config import config_from_flags, define_flags  # noqa: E4
 
 define_flags()
 FLAGS = flags.FLAGS
+EXIT_NON_FINITE = 3
 
 
 def main(argv):
@@ -29,10 +30,15 @@ def main(argv):
     # Our INFO lines only; other libraries (per-step tf.data sharding, SavedModel export) from WARNING.
     for handler in logging.getLogger().handlers:
         handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.startswith("sr_keras"))
+    from sr_keras.training.callbacks import NonFiniteLossError
     from sr_keras.training.loop import train
 
-    results = train(config_from_flags(FLAGS))
-    return results["exit_code"]
+    try:
+        train(config_from_flags(FLAGS))
+    except NonFiniteLossError as error:
+        logging.getLogger("sr_keras.training").error("%s", error)
+        return EXIT_NON_FINITE
+    return 0
 
 
 if __name__ == "__main__":

@@ -113,28 +113,33 @@ def test_training_patches_are_crops_of_the_source(tmp_path):
             assert any(np.array_equal(patch, c) for c in candidates)
 
 
-def test_seed_determinism(image_folder):
-    def first(seed):
+def test_seed_determinism_and_resume_at_a_step(image_folder):
+    def run(seed, start_step=0, count=4, cache=True):
         ds = training_dataset([str(image_folder)], scale=2, patch_size=8, batch_size=4, seed=seed,
-                              cache=True, shuffle_buffer=8)
-        return batches(ds, 3)
+                              cache=cache, start_step=start_step)
+        return batches(ds, count)
 
-    a, b, c = first(5), first(5), first(6)
+    a, b, c = run(5), run(5, cache=False), run(6)
     assert all(np.array_equal(x, y) for ba, bb in zip(a, b, strict=True) for x, y in zip(ba, bb, strict=True))
     assert not all(np.array_equal(x, y) for ba, bc in zip(a, c, strict=True) for x, y in zip(ba, bc, strict=True))
+    # A pipeline started at step 2 (a resumed run) yields the batches 2 and 3 of an uninterrupted one.
+    resumed = run(5, start_step=2, count=2)
+    for want, got in zip(a[2:], resumed, strict=True):
+        for x, y in zip(want, got, strict=True):
+            np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a[0][0], a[1][0])
 
 
 def test_bad_and_small_files_are_logged_and_skipped(image_folder, caplog):
     (image_folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
     Image.fromarray(np.zeros((10, 40, 3), np.uint8)).save(image_folder / "tiny.png")
     with caplog.at_level(logging.WARNING, logger="sr_keras.data"):
-        ds = training_dataset([image_folder], scale=4, patch_size=16, batch_size=2, seed=0, repeat=False,
-                              augment=False, patches_per_image=2)
+        ds = training_dataset([image_folder], scale=4, patch_size=16, batch_size=2, seed=0, steps=12,
+                              augment=False)
         count = sum(int(lr.shape[0]) for lr, _ in ds)
         (image_folder / "b.bmp").unlink()  # vanishes after the file list was made
         count_after = sum(int(lr.shape[0]) for lr, _ in ds)
-    assert count == 6  # 3 good images x 2 patches
-    assert count_after == 4
+    assert count == count_after == 24  # every slot is filled from a usable image
     messages = [r.getMessage() for r in caplog.records]
     assert any("b.bmp" in m and "cannot read file (NotFoundError)" in m for m in messages), messages
     assert any("corrupt.png" in m and "cannot decode" in m for m in messages), messages

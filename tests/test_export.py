@@ -298,6 +298,22 @@ def test_onnx_export_matches_keras(tiny_generator, tmp_path):
     assert np.abs(noisy - _keras_sr(model, lr)).max() > 1e-3
 
 
+def test_onnx_with_explicit_noise_equals_keras_at_amplitude_one(tiny_generator, tmp_path):
+    pytest.importorskip("tf2onnx", reason="ONNX export needs tf2onnx: pip install 'sr-keras[onnx]'")
+    ort = pytest.importorskip("onnxruntime", reason="ONNX check needs onnxruntime: pip install 'sr-keras[onnx]'")
+    model = _tame(tiny_generator, scale=4)
+    path = export_onnx(model, tmp_path / "g.onnx", explicit_noise=True)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image", "noise_amplitude", "noise_0", "noise_1"]
+    for lr, seed in ((_batch(2, 7, 9), 3), (_batch(1, 5, 4), 4)):
+        noise = [m.numpy() for m in model.seeded_noise(len(lr), lr.shape[1], lr.shape[2], seed)]
+        ones = np.ones(len(lr), "float32")
+        (sr,) = session.run(None, {"image": lr, "noise_amplitude": ones, "noise_0": noise[0], "noise_1": noise[1]})
+        want = np.clip(model(lr, noise_amplitude=1.0, noise=noise).numpy(), 0.0, 1.0)
+        assert np.abs(want - _keras_sr(model, lr)).max() > 1e-2  # the noise really matters here
+        np.testing.assert_allclose(sr, want, atol=1e-4)
+
+
 def test_onnx_export_without_converter_says_how_to_install(tiny_generator, tmp_path, monkeypatch, capsys):
     model = tiny_generator(scale=2)
     with pytest.raises(ValueError, match=r"g\.bin: an ONNX model path must end in \.onnx"):

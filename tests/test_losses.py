@@ -24,24 +24,38 @@ def const(value, size, batch=2):
     return tf.fill([batch, size, size, 3], float(value))
 
 
+def batch_mean(per_image):
+    """Losses return one value per image; the tests' known answers are batch means."""
+    assert per_image.shape.rank == 1, per_image.shape
+    return float(tf.reduce_mean(per_image))
+
+
 # -- reconstruction ------------------------------------------------------------------
 
 
 def test_reconstruction_sums_per_level_means():
     predicted = [const(0.2, 8), const(0.5, 16)]
     target = [const(0.0, 8), const(0.0, 16)]
-    assert float(reconstruction_loss(predicted, target, "l1")) == pytest.approx(0.7, abs=1e-6)
-    assert float(reconstruction_loss(predicted, target, "mse")) == pytest.approx(0.04 + 0.25, abs=1e-6)
+    assert batch_mean(reconstruction_loss(predicted, target, "l1")) == pytest.approx(0.7, abs=1e-6)
+    assert batch_mean(reconstruction_loss(predicted, target, "mse")) == pytest.approx(0.04 + 0.25, abs=1e-6)
     # a single tensor is a one-level pyramid
-    assert float(reconstruction_loss(const(0.3, 4), const(0.1, 4))) == pytest.approx(0.2, abs=1e-6)
+    assert batch_mean(reconstruction_loss(const(0.3, 4), const(0.1, 4))) == pytest.approx(0.2, abs=1e-6)
+
+
+def test_losses_return_one_value_per_image():
+    predicted = [tf.concat([const(0.2, 8, 1), const(0.6, 8, 1)], 0)]
+    np.testing.assert_allclose(reconstruction_loss(predicted, [const(0.0, 8)]).numpy(), [0.2, 0.6], rtol=1e-6)
+    real, fake = tf.constant([[1.0], [3.0]]), tf.constant([[0.0], [-2.0]])
+    np.testing.assert_allclose(discriminator_loss(real, fake, "hinge").numpy(), [1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(generator_adversarial_loss(real, fake, "lsgan").numpy(), [1.0, 9.0], atol=1e-6)
 
 
 def test_ssim_loss_zero_for_equal_and_positive_otherwise_even_on_small_levels():
     rng = np.random.default_rng(0)
     images = [rng.random((2, 6, 6, 3), dtype=np.float32), rng.random((2, 24, 24, 3), dtype=np.float32)]
-    assert float(reconstruction_loss(images, images, "ssim")) == pytest.approx(0.0, abs=1e-5)
+    assert batch_mean(reconstruction_loss(images, images, "ssim")) == pytest.approx(0.0, abs=1e-5)
     noisy = [np.clip(x + rng.normal(0, 0.2, x.shape), 0, 1).astype("float32") for x in images]
-    assert float(reconstruction_loss(noisy, images, "ssim")) > 0.2
+    assert batch_mean(reconstruction_loss(noisy, images, "ssim")) > 0.2
 
 
 def test_reconstruction_rejects_unknown_kind_and_level_mismatch():
@@ -62,8 +76,8 @@ def test_reconstruction_rejects_unknown_kind_and_level_mismatch():
 ])
 def test_adversarial_losses_at_zero_logits(kind, d_value, g_value):
     zeros = tf.zeros([4, 1])
-    assert float(discriminator_loss(zeros, zeros, kind)) == pytest.approx(d_value, abs=1e-6)
-    assert float(generator_adversarial_loss(zeros, zeros, kind)) == pytest.approx(g_value, abs=1e-6)
+    assert batch_mean(discriminator_loss(zeros, zeros, kind)) == pytest.approx(d_value, abs=1e-6)
+    assert batch_mean(generator_adversarial_loss(zeros, zeros, kind)) == pytest.approx(g_value, abs=1e-6)
 
 
 def softplus(x):
@@ -73,18 +87,18 @@ def softplus(x):
 def test_adversarial_losses_at_other_logits():
     real, fake = np.array([[1.0], [3.0]], "float32"), np.array([[0.0], [-2.0]], "float32")
     ns_d = np.mean(softplus(-real)) + np.mean(softplus(fake))
-    assert float(discriminator_loss(real, fake)) == pytest.approx(ns_d, rel=1e-5)
-    assert float(generator_adversarial_loss(real, fake)) == pytest.approx(np.mean(softplus(-fake)), rel=1e-5)
+    assert batch_mean(discriminator_loss(real, fake)) == pytest.approx(ns_d, rel=1e-5)
+    assert batch_mean(generator_adversarial_loss(real, fake)) == pytest.approx(np.mean(softplus(-fake)), rel=1e-5)
     # hinge: real 1 and 3 are past the margin (0 loss); fake 0 -> 1, fake -2 -> 0
-    assert float(discriminator_loss(real, fake, "hinge")) == pytest.approx(0.5, abs=1e-6)
-    assert float(generator_adversarial_loss(real, fake, "hinge")) == pytest.approx(1.0, abs=1e-6)
-    assert float(discriminator_loss(real, fake, "lsgan")) == pytest.approx((0 + 4) / 2 + (0 + 4) / 2, abs=1e-6)
-    assert float(generator_adversarial_loss(real, fake, "lsgan")) == pytest.approx((1 + 9) / 2, abs=1e-6)
+    assert batch_mean(discriminator_loss(real, fake, "hinge")) == pytest.approx(0.5, abs=1e-6)
+    assert batch_mean(generator_adversarial_loss(real, fake, "hinge")) == pytest.approx(1.0, abs=1e-6)
+    assert batch_mean(discriminator_loss(real, fake, "lsgan")) == pytest.approx((0 + 4) / 2 + (0 + 4) / 2, abs=1e-6)
+    assert batch_mean(generator_adversarial_loss(real, fake, "lsgan")) == pytest.approx((1 + 9) / 2, abs=1e-6)
     # RaGAN: mean real 2, mean fake -1
     ra_d = np.mean(softplus(-(real + 1))) + np.mean(softplus(fake - 2))
     ra_g = np.mean(softplus(-(fake - 2))) + np.mean(softplus(real + 1))
-    assert float(discriminator_loss(real, fake, "relativistic")) == pytest.approx(ra_d, rel=1e-5)
-    assert float(generator_adversarial_loss(real, fake, "relativistic")) == pytest.approx(ra_g, rel=1e-5)
+    assert batch_mean(discriminator_loss(real, fake, "relativistic")) == pytest.approx(ra_d, rel=1e-5)
+    assert batch_mean(generator_adversarial_loss(real, fake, "relativistic")) == pytest.approx(ra_g, rel=1e-5)
 
 
 def test_adversarial_unknown_kind():
@@ -97,34 +111,51 @@ def test_adversarial_unknown_kind():
 # -- contextual ----------------------------------------------------------------------
 
 
-def cx_reference(x, y, h=0.5, eps=1e-5):
-    """Loop-level transcription of the paper's definition for one image: x generated (N, C), y target (M, C)."""
-    mu = y.mean(axis=0)
-    xs = [(v - mu) / np.linalg.norm(v - mu) for v in x]
-    ys = [(v - mu) / np.linalg.norm(v - mu) for v in y]
-    d = np.array([[1.0 - xi @ yj for yj in ys] for xi in xs])
-    cx = np.zeros_like(d)
-    for i in range(len(xs)):
-        rel = d[i] / (d[i].min() + eps)
-        w = np.exp((1 - rel) / h)
-        cx[i] = w / w.sum()
-    return np.mean([cx[:, j].max() for j in range(len(ys))])
+def cx_loss_numpy(target_maps, output_maps, h=0.5, eps=1e-5):
+    """Mechrez et al. 2018 written out in numpy, independently of sr_keras: one value per image.
+
+    For each image: centre both feature sets by the target's mean, cosine distance
+    d(i, j) between output i and target j, relative to output i's nearest target,
+    exp((1 - d~) / h) normalised over targets j, then for each target the best output,
+    averaged over targets; -log; summed over the feature maps (layers).
+    """
+    losses = np.zeros(target_maps[0].shape[0])
+    for target, output in zip(target_maps, output_maps, strict=True):
+        for b in range(target.shape[0]):
+            y = target[b].reshape(-1, target.shape[-1]).astype(np.float64)
+            x = output[b].reshape(-1, output.shape[-1]).astype(np.float64)
+            centre = y.mean(axis=0)
+            x, y = x - centre, y - centre
+            cosine = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (y / np.linalg.norm(y, axis=1, keepdims=True)).T
+            d = 1.0 - cosine
+            relative = d / (d.min(axis=1, keepdims=True) + eps)
+            w = np.exp((1.0 - relative) / h)
+            cx_ij = w / w.sum(axis=1, keepdims=True)
+            losses[b] += -np.log(cx_ij.max(axis=0).mean())
+    return losses
 
 
-def test_contextual_similarity_matches_the_paper_definition():
+def test_contextual_loss_equals_a_direct_numpy_implementation():
     rng = np.random.default_rng(1)
-    x = rng.normal(size=(2, 5, 4))
-    y = rng.normal(size=(2, 7, 4))
-    ours = contextual_similarity(tf.constant(x, tf.float32), tf.constant(y, tf.float32)).numpy()
-    expected = [cx_reference(x[b], y[b]) for b in range(2)]
-    np.testing.assert_allclose(ours, expected, rtol=1e-4)
+    target = [rng.normal(size=(3, 5, 4, 6)), rng.normal(size=(3, 3, 3, 6))]
+    output = [t + rng.normal(scale=s, size=t.shape) for t, s in zip(target, (0.7, 1.5), strict=True)]
+    cx = ContextualLoss(None, max_positions=1000)
+    ours = cx.per_image([tf.constant(t, tf.float32) for t in target], [tf.constant(o, tf.float32) for o in output],
+                        seed=[0, 0]).numpy()
+    want = cx_loss_numpy(target, output)
+    assert ours.shape == (3,) and np.all(want > 0.05)
+    np.testing.assert_allclose(ours, want, rtol=1e-4)
+    # the similarity alone, on flattened sets of different sizes
+    x, y = rng.normal(size=(2, 5, 4)), rng.normal(size=(2, 7, 4))
+    sim = contextual_similarity(tf.constant(x, tf.float32), tf.constant(y, tf.float32)).numpy()
+    np.testing.assert_allclose(-np.log(sim), cx_loss_numpy([y[:, :, None]], [x[:, :, None]]), rtol=1e-4)
 
 
 def test_contextual_loss_zero_for_identical_sets_and_grows_with_difference():
     rng = np.random.default_rng(2)
     features = rng.normal(size=(2, 6, 6, 8)).astype("float32")
     cx = ContextualLoss()
-    assert float(cx(features, features)) == pytest.approx(0.0, abs=1e-4)
+    assert batch_mean(cx.per_image(features, features, [0, 0])) == pytest.approx(0.0, abs=1e-4)
     # permuting positions does not change a feature *set*
     shuffled = features.reshape(2, 36, 8)[:, rng.permutation(36)].reshape(2, 6, 6, 8)
     assert float(cx(features, shuffled)) == pytest.approx(0.0, abs=1e-4)
@@ -137,7 +168,8 @@ def test_contextual_loss_zero_for_identical_sets_and_grows_with_difference():
     assert values[1] > 1e-3 and unrelated > 0.5
 
 
-def test_contextual_loss_sampling_cap(monkeypatch):
+def test_sampled_contextual_loss_of_identical_inputs_is_near_zero(monkeypatch):
+    """With more positions than max_positions, output and target keep the same positions."""
     seen = []
     original = contextual_module.contextual_similarity
 
@@ -147,24 +179,28 @@ def test_contextual_loss_sampling_cap(monkeypatch):
 
     monkeypatch.setattr(contextual_module, "contextual_similarity", spy)
     rng = np.random.default_rng(3)
-    features = rng.normal(size=(2, 8, 8, 4)).astype("float32")
-    value = ContextualLoss(max_positions=16, seed=5)(features, features)
-    assert seen == [((2, 16, 4), (2, 16, 4))]
-    assert np.isfinite(float(value))
+    features = rng.normal(size=(2, 16, 16, 4)).astype("float32")
+    cx = ContextualLoss(max_positions=32)
+    values = [cx.per_image(features, features, [s, 7]).numpy() for s in range(3)]
+    assert seen == [((2, 32, 4), (2, 32, 4))] * 3
+    assert np.max(values) <= 1e-3
     # under the cap nothing is sampled
     seen.clear()
-    ContextualLoss(max_positions=64)(features, features)
-    assert seen == [((2, 64, 4), (2, 64, 4))]
+    ContextualLoss(max_positions=256)(features, features)
+    assert seen == [((2, 256, 4), (2, 256, 4))]
 
 
-def test_sampled_positions_are_distinct_rows_of_the_input():
+def test_sampled_positions_are_the_same_distinct_rows_of_both_inputs():
     rows = tf.reshape(tf.range(2 * 50 * 3, dtype=tf.float32), [2, 50, 3])
-    picked = contextual_module._sample_positions(rows, 20, seed=1).numpy()
-    assert picked.shape == (2, 20, 3)
+    pred, target = contextual_module._sample_positions(rows, rows + 1000.0, 20, seed=tf.constant([1, 2], tf.int64))
+    assert pred.shape == (2, 20, 3)
+    np.testing.assert_array_equal(target.numpy() - 1000.0, pred.numpy())
     for b in range(2):
-        firsts = picked[b, :, 0]
+        firsts = pred.numpy()[b, :, 0]
         assert len(set(firsts)) == 20
         assert set(firsts) <= set(rows.numpy()[b, :, 0])
+    again, _ = contextual_module._sample_positions(rows, rows, 20, seed=tf.constant([1, 2], tf.int64))
+    np.testing.assert_array_equal(again.numpy(), pred.numpy())  # stateless: the seed decides
 
 
 def test_contextual_pyramid_loss_sums_scales():
@@ -172,8 +208,9 @@ def test_contextual_pyramid_loss_sums_scales():
     a = [rng.random((1, 4, 4, 3), dtype=np.float32), rng.random((1, 8, 8, 3), dtype=np.float32)]
     b = [rng.random((1, 4, 4, 3), dtype=np.float32), rng.random((1, 8, 8, 3), dtype=np.float32)]
     cx = ContextualLoss()
-    total = float(contextual_pyramid_loss(cx, a, b))
-    assert total == pytest.approx(float(cx(b[0], a[0])) + float(cx(b[1], a[1])), rel=1e-5)
+    total = contextual_pyramid_loss(cx, a, b).numpy()
+    assert total.shape == (1,)
+    assert float(total[0]) == pytest.approx(float(cx(b[0], a[0])) + float(cx(b[1], a[1])), rel=1e-5)
     with pytest.raises(ValueError, match="levels"):
         contextual_pyramid_loss(cx, a, b[:1])
 

@@ -70,39 +70,68 @@ def test_short_run_writes_checkpoints_logs_exports_and_samples(tmp_path):
             "sr/amplitude_0", "sr/amplitude_0.5", "sr/amplitude_1"} <= tags
 
 
-def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(tmp_path):
-    data = write_images(tmp_path / "train", 4)
-    out = tmp_path / "run"
-    args = [*TINY_FLAGS, f"--train_data={data}", f"--output_dir={out}", "--steps=60",
-            "--warmup_steps=5", "--steps_per_epoch=20", "--checkpoint_every=3", "--export=false"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train_main.py"), *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    index = out / "checkpoints" / "checkpoint"
-    deadline = time.time() + 240
+def start_main(args, log):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "SR_KERAS_VGG_WEIGHTS": ""}
+    return subprocess.Popen([sys.executable, str(ROOT / "train_main.py"), *args], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def kill_when(proc, ready, what, timeout=240):
+    """SIGKILL `proc` as soon as `ready()` holds."""
+    deadline = time.time() + timeout
     try:
-        while not index.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None, "the first run ended before it could be killed"
-        assert index.exists(), "no checkpoint within 240 s"
+        while not ready() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, f"the run ended before {what}"
+        assert ready(), f"no {what} within {timeout} s"
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
+
+
+def checkpoint_state(directory):
     import tensorflow as tf
 
-    latest = tf.train.latest_checkpoint(str(out / "checkpoints"))
-    killed_at = int(latest.rsplit("-", 1)[1])
-    assert 3 <= killed_at < 60 and killed_at % 3 == 0
+    path = tf.train.latest_checkpoint(str(directory))
+    return path, {name: tf.train.load_variable(path, name) for name, _ in tf.train.list_variables(path)}
 
+
+def test_killed_three_times_then_resumed_ends_bitwise_as_an_uninterrupted_run(tmp_path):
+    """Kills: mid-step after a checkpoint, inside a checkpoint write (blocked by the test hook), and at
+    a later checkpoint. After each, the last complete checkpoint loads; the end state (G, D, EMA,
+    optimizers) equals an uninterrupted run's bit for bit."""
+    data = write_images(tmp_path / "train", 4)
+    common = [*TINY_FLAGS, f"--train_data={data}", "--steps=18", "--warmup_steps=5", "--steps_per_epoch=6",
+              "--checkpoint_every=3", "--export=false", "--ema_decay=0.9"]
+    plain = run_main([*common, f"--output_dir={tmp_path / 'plain'}"], timeout=300)
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    out = tmp_path / "killed"
+    args = [*common, f"--output_dir={out}"]
+    ckpts = out / "checkpoints"
+    log = open(tmp_path / "killed.log", "w")  # noqa: SIM115 (one log for all attempts)
+    # 1. right after the first checkpoint is listed (mid-step)
+    kill_when(start_main(args, log), lambda: (ckpts / "checkpoint").exists(), "a checkpoint")
+    # 2. inside the save of step 9: its data are written, the index not yet updated
+    kill_when(start_main([*args, "--debug_block_checkpoint_at_step=9"], log),
+              lambda: (ckpts / "ckpt-9.blocked").exists(), "the blocked save of step 9")
+    path, _ = checkpoint_state(ckpts)
+    assert path.endswith("ckpt-6")  # the half-written ckpt-9 is not the latest; ckpt-6 loads
+    # 3. as soon as the checkpoint of step 12 is listed
+    kill_when(start_main(args, log), lambda: "ckpt-12" in (ckpts / "checkpoint").read_text(), "ckpt-12")
     result = run_main(args, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(rf"resumed from \S+ckpt-{killed_at} at step {killed_at}", result.stderr)
-    assert f"starting at step {killed_at} of 60" in result.stderr
-    assert json.loads((out / "summary.json").read_text())["step"] == 60
-    assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("ckpt-60")
-    first_logged = int(re.search(r"step (\d+)/60", result.stderr).group(1))
-    assert first_logged == killed_at + 1  # continues, not restarts
+    assert re.search(r"resumed from \S+ckpt-12 at step 12", result.stderr)
+    assert re.search(r"step 13/18", result.stderr)  # continues, not restarts
+    log.close()
+    history = (tmp_path / "killed.log").read_text()
+    assert re.search(r"resumed from \S+ckpt-6 at step 6", history)  # after the kill inside the write
+    want_path, want = checkpoint_state(tmp_path / "plain" / "checkpoints")
+    got_path, got = checkpoint_state(ckpts)
+    assert want_path.endswith("ckpt-18") and got_path.endswith("ckpt-18")
+    assert set(want) == set(got) and any(name.startswith("ema/") for name in want)
+    for name, value in want.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
 
 
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -157,7 +157,10 @@ class _DecodeGuard:
         return np.zeros((0, 0, 3), np.uint8)
 
     def __call__(self, data, name, from_file):
-        name = name.numpy().decode("utf-8", "replace")
+        return self.decode(data, name.numpy().decode("utf-8", "replace"), bool(from_file))
+
+    def decode(self, data, name, from_file):
+        """uint8 RGB of encoded `data` (or of the file `name` when `from_file`); (0, 0, 3) if unusable."""
         if from_file:  # read here too, so a file deleted or unreadable mid-run is skipped as well
             try:
                 data = tf.io.read_file(name)
@@ -179,8 +182,8 @@ class _DecodeGuard:
         return image
 
 
-def _encoded_images(files, shuffle_seed=None, num_parallel_calls=tf.data.AUTOTUNE):
-    """(encoded bytes, name, from_file) from TFRecord shards, or ("", path, True) for image files.
+def _encoded_images(files, num_parallel_calls=tf.data.AUTOTUNE):
+    """(encoded bytes, name, from_file) in file order: ("", path, True) for image files, records of shards.
 
     Image files are read by the decode guard, not here, so unreadable files are skipped too.
     """
@@ -188,14 +191,9 @@ def _encoded_images(files, shuffle_seed=None, num_parallel_calls=tf.data.AUTOTUN
     shards = [f for f in files if is_tfrecord(f)]
     streams = []
     if images:
-        ds = tf.data.Dataset.from_tensor_slices(images)
-        if shuffle_seed is not None:
-            ds = ds.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
-        streams.append(ds.map(lambda path: (tf.constant(b""), path, True)))
+        streams.append(tf.data.Dataset.from_tensor_slices(images).map(lambda path: (tf.constant(b""), path, True)))
     if shards:
         ds = tf.data.Dataset.from_tensor_slices((shards, [compression_of(s) for s in shards]))
-        if shuffle_seed is not None:
-            ds = ds.shuffle(len(shards), seed=shuffle_seed, reshuffle_each_iteration=True)
         ds = ds.interleave(
             lambda path, compression: tf.data.TFRecordDataset(path, compression_type=compression),
             cycle_length=min(len(shards), 8),
@@ -209,11 +207,56 @@ def _encoded_images(files, shuffle_seed=None, num_parallel_calls=tf.data.AUTOTUN
     return ds
 
 
-def _decoded(files, min_size, purpose, shuffle_seed, num_parallel_calls):
+def _decoded(files, min_size, purpose, num_parallel_calls):
     guard = _DecodeGuard(min_size, purpose)
-    ds = _encoded_images(files, shuffle_seed, num_parallel_calls)
+    ds = _encoded_images(files, num_parallel_calls)
     ds = ds.map(guard.map_fn, num_parallel_calls=num_parallel_calls)
     return ds.filter(lambda image: tf.size(image) > 0)
+
+
+class _ImageTable:
+    """Random access to the training images, so a training element depends only on (seed, its index).
+
+    Entry k is an image file (read when drawn) or a record of a TFRecord shard
+    (shards are read once, their encoded records kept in memory). `draw(index)`
+    picks entries with a Philox generator keyed by (seed, index) until one is
+    usable; an unusable one is logged once (by the decode guard) and never stops a run.
+    """
+
+    MAX_ATTEMPTS = 1000
+
+    def __init__(self, files, seed, min_size, purpose, cache):
+        self.guard = _DecodeGuard(min_size, purpose)
+        self.seed = int(seed)
+        self.cache = {} if cache else None
+        self.entries = [(b"", f, True) for f in files if not is_tfrecord(f)]
+        for shard in (f for f in files if is_tfrecord(f)):
+            for record in tf.data.TFRecordDataset(shard, compression_type=compression_of(shard)):
+                data, name = parse_example(record)
+                self.entries.append((data.numpy(), name.numpy().decode("utf-8", "replace"), False))
+
+    def _image(self, k):
+        if self.cache is not None and k in self.cache:
+            return self.cache[k]
+        data, name, from_file = self.entries[k]
+        image = np.asarray(self.guard.decode(data, name, from_file))
+        if self.cache is not None:
+            self.cache[k] = image
+        return image
+
+    def draw(self, index):
+        rng = np.random.Generator(np.random.Philox(key=[self.seed % 2**64, int(index)]))
+        for _ in range(self.MAX_ATTEMPTS):
+            image = self._image(int(rng.integers(len(self.entries))))
+            if image.size:
+                return image
+        raise ValueError(f"training data: no usable image in {self.MAX_ATTEMPTS} draws from "
+                         f"{len(self.entries)} entries (see the warnings above)")
+
+    def map_fn(self, index):
+        image = tf.py_function(lambda i: self.draw(i.numpy()), [index], tf.uint8)
+        image.set_shape([None, None, 3])
+        return image
 
 
 # -- patches ---------------------------------------------------------------------
@@ -249,22 +292,21 @@ def _to_example(hr, levels, quantize_lr):
     return lr, tuple(pyramid)
 
 
-def training_dataset(sources, *, scale, patch_size, batch_size, seed=None, cache=False, repeat=True,
-                     augment=True, shuffle_buffer=256, num_parallel_calls=tf.data.AUTOTUNE,
-                     patches_per_image=1, quantize_lr=True):
-    """Batches of random HR patches: elements `(lr, pyramid)`.
+def training_dataset(sources, *, scale, patch_size, batch_size, seed=None, cache=False, start_step=0, steps=None,
+                     augment=True, num_parallel_calls=tf.data.AUTOTUNE, quantize_lr=True):
+    """Batches of random HR patches: elements `(lr, pyramid)`, batch k being training step k.
 
     `lr` is (B, P/s, P/s, 3) and `pyramid` a tuple of L = log2(s) tensors,
     coarsest first, `pyramid[-1]` the HR patch (B, P, P, 3); float32 in [0, 1].
-    Batches have a static size (drop_remainder) for distribution strategies.
 
     * `sources`: folders, globs or files of HR images and/or TFRecord shards.
-    * `seed`: the file order, crops, augmentations and patch shuffle are all
-      derived from it, so two pipelines with one seed yield the same batches.
-    * `cache`: True keeps decoded images in memory (uint8; T91+BSD200 ~ 140 MB),
-      a string caches them to that file prefix.
-    * `patches_per_image`: crops drawn from each decoded image before the next
-      one is decoded (amortises decoding when `cache` is off).
+    * `seed`: slot b of step k is drawn from stateless RNG keyed by (seed, k * B + b):
+      which image (with replacement), the crop, the flip and the rotation. So the
+      batches do not depend on what was read before: a run resumed at step k with
+      `start_step=k` sees exactly the batches an uninterrupted run sees.
+    * `start_step`, `steps`: the first step and the number of batches (None: endless).
+    * `cache`: True keeps decoded images in memory (uint8; T91+BSD200 ~ 140 MB);
+      otherwise an image is decoded each time it is drawn.
     * `quantize_lr`: round LR to 8 bits, as the benchmark LR images are.
     """
     levels = levels_of(scale)
@@ -275,29 +317,20 @@ def training_dataset(sources, *, scale, patch_size, batch_size, seed=None, cache
         )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    files = list_image_files(sources)
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31 - 1))
-    seed = int(seed)
+    table = _ImageTable(list_image_files(sources), int(seed), patch_size, f"{patch_size}x{patch_size} patch",
+                        bool(cache))
+    ds = tf.data.Dataset.counter(int(start_step) * batch_size)
+    if steps is not None:
+        ds = ds.take(int(steps) * batch_size)
 
-    ds = _decoded(files, patch_size, f"{patch_size}x{patch_size} patch",
-                  None if cache else seed, num_parallel_calls)
-    if cache:
-        ds = ds.cache("" if cache is True else str(cache))
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    if patches_per_image > 1:
-        ds = ds.flat_map(lambda image: tf.data.Dataset.from_tensors(image).repeat(patches_per_image))
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.enumerate()
-
-    def make(index, image):
-        patch = random_patch(image, tf.stack([tf.constant(seed, tf.int64), index]), patch_size, augment)
+    def make(index):
+        patch = random_patch(table.map_fn(index), tf.stack([tf.constant(int(seed), tf.int64), index]),
+                             patch_size, augment)
         return _to_example(patch, levels, quantize_lr)
 
-    ds = ds.map(make, num_parallel_calls=num_parallel_calls)
-    if shuffle_buffer and shuffle_buffer > 1:
-        ds = ds.shuffle(shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
+    ds = ds.map(make, num_parallel_calls=num_parallel_calls, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -316,6 +349,6 @@ def validation_dataset(sources, *, scale, batch_size=1, quantize_lr=True):
         image = image[: shape[0] - shape[0] % scale, : shape[1] - shape[1] % scale, :]
         return _to_example(image, levels, quantize_lr)
 
-    ds = _decoded(files, scale, f"scale ({scale}x{scale} pixels)", None, tf.data.AUTOTUNE)
+    ds = _decoded(files, scale, f"scale ({scale}x{scale} pixels)", tf.data.AUTOTUNE)
     ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -5,7 +5,11 @@ N, H, W and `noise_amplitude` float32 (N,), and output `sr_image` (N, sH, sW, 3)
 clipped to [0, 1]. Noise is drawn by the runtime on every call (ONNX has no
 counter-based random generator, so there is no seeded variant), and the
 request validation of the SavedModel signatures is not carried over:
-callers must pass well-formed arrays.
+callers must pass well-formed arrays. With `explicit_noise=True` the graph
+takes the noise instead, as inputs `noise_0` ... `noise_{L-1}` float32
+(N, h_l, w_l, 1) at the reflect-padded LR size times 2^l
+(`generator.seeded_noise(N, H, W, seed)` makes them), so a runtime can
+reproduce a Keras output at any amplitude.
 
 Keras' own `model.export(format="onnx")` also goes through tf2onnx but can only
 feed the positional input, which would freeze the noise amplitude at 0; we
@@ -59,8 +63,11 @@ def _import_tf2onnx():
     return tf2onnx
 
 
-def export_onnx(generator, output_path):
-    """Convert `generator` to an ONNX file at `output_path` (written atomically); return the path."""
+def export_onnx(generator, output_path, explicit_noise=False):
+    """Convert `generator` to an ONNX file at `output_path` (written atomically); return the path.
+
+    `explicit_noise`: take the per-level noise maps as inputs instead of drawing them (module doc).
+    """
     output_path = os.fspath(output_path)
     if not output_path.endswith(".onnx"):
         raise ValueError(f"{output_path}: an ONNX model path must end in .onnx")
@@ -70,10 +77,14 @@ def export_onnx(generator, output_path):
         tf.TensorSpec([None, None, None, 3], tf.float32, name="image"),
         tf.TensorSpec([None], tf.float32, name="noise_amplitude"),
     ]
+    if explicit_noise:
+        signature += [tf.TensorSpec([None, None, None, 1], tf.float32, name=f"noise_{level}")
+                      for level in range(generator.levels)]
 
     @tf.function(input_signature=signature)
-    def super_resolve(image, noise_amplitude):
-        sr = generator(tf.cast(image, dtype), noise_amplitude=tf.cast(noise_amplitude, dtype), training=False)
+    def super_resolve(image, noise_amplitude, *noise):
+        sr = generator(tf.cast(image, dtype), noise_amplitude=tf.cast(noise_amplitude, dtype),
+                       noise=[tf.cast(m, dtype) for m in noise] or None, training=False)
         return {"sr_image": tf.clip_by_value(tf.cast(sr, tf.float32), 0.0, 1.0)}
 
     try:

@@ -1,10 +1,12 @@
 """GAN losses on discriminator logits (the discriminator has no sigmoid).
 
-Each returns a scalar mean over the batch. The discriminator loss is the sum
-of its real and fake terms. `relativistic` is the relativistic average GAN
+Each returns one value per image (B,) (real image i paired with fake image i);
+`SRGAN` reduces them to the global-batch mean. The discriminator loss is the
+sum of its real and fake terms. `relativistic` is the relativistic average GAN
 (RaGAN, Jolicoeur-Martineau 2018): the discriminator judges whether a real
 image looks more real than the average fake, and vice versa; its generator
-loss needs the real logits too, which is why both functions take both.
+loss needs the real logits too, which is why both functions take both. Its
+averages are over the images at hand (a replica's share under a strategy).
 """
 
 import tensorflow as tf
@@ -15,7 +17,7 @@ ADVERSARIAL_KINDS = ("nonsaturating", "hinge", "lsgan", "relativistic")
 def _logits(real_logits, fake_logits, kind):
     if kind not in ADVERSARIAL_KINDS:
         raise ValueError(f"unknown adversarial loss kind {kind!r}; choose one of {list(ADVERSARIAL_KINDS)}")
-    return tf.cast(real_logits, tf.float32), tf.cast(fake_logits, tf.float32)
+    return tf.reshape(tf.cast(real_logits, tf.float32), [-1]), tf.reshape(tf.cast(fake_logits, tf.float32), [-1])
 
 
 def _mean(x):
@@ -26,22 +28,22 @@ def discriminator_loss(real_logits, fake_logits, kind="nonsaturating"):
     """Loss the discriminator minimises (real -> real, fake -> fake)."""
     real, fake = _logits(real_logits, fake_logits, kind)
     if kind == "nonsaturating":  # -log sigmoid(real) - log(1 - sigmoid(fake))
-        return _mean(tf.nn.softplus(-real)) + _mean(tf.nn.softplus(fake))
+        return tf.nn.softplus(-real) + tf.nn.softplus(fake)
     if kind == "hinge":
-        return _mean(tf.nn.relu(1.0 - real)) + _mean(tf.nn.relu(1.0 + fake))
+        return tf.nn.relu(1.0 - real) + tf.nn.relu(1.0 + fake)
     if kind == "lsgan":
-        return _mean(tf.square(real - 1.0)) + _mean(tf.square(fake))
+        return tf.square(real - 1.0) + tf.square(fake)
     # relativistic average
-    return _mean(tf.nn.softplus(-(real - _mean(fake)))) + _mean(tf.nn.softplus(fake - _mean(real)))
+    return tf.nn.softplus(-(real - _mean(fake))) + tf.nn.softplus(fake - _mean(real))
 
 
 def generator_adversarial_loss(real_logits, fake_logits, kind="nonsaturating"):
     """Loss the generator minimises (its images judged real)."""
     real, fake = _logits(real_logits, fake_logits, kind)
     if kind == "nonsaturating":  # -log sigmoid(fake)
-        return _mean(tf.nn.softplus(-fake))
+        return tf.nn.softplus(-fake)
     if kind == "hinge":
-        return -_mean(fake)
+        return -fake
     if kind == "lsgan":
-        return _mean(tf.square(fake - 1.0))
-    return _mean(tf.nn.softplus(-(fake - _mean(real)))) + _mean(tf.nn.softplus(real - _mean(fake)))
+        return tf.square(fake - 1.0)
+    return tf.nn.softplus(-(fake - _mean(real))) + tf.nn.softplus(real - _mean(fake))

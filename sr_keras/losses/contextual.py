@@ -6,23 +6,29 @@ feature has a generated feature that is much closer to it than any other.
 It compares feature *distributions*, not positions, so it rewards realistic
 texture without asking for the exact ground-truth pixels.
 
-For generated features x_i and target features y_j (per image):
+For generated features x_i and target features y_j (per image; as in the
+authors' released code, github.com/roimehrez/contextualLoss, CSFlow/CX_loss):
   d_ij  = 1 - cos(x_i - mu, y_j - mu),  mu = mean of the target features
   d~_ij = d_ij / (min_k d_ik + eps)            (relative to x_i's nearest target)
   w_ij  = exp((1 - d~_ij) / h)                 (h = band_width)
-  CX_ij = w_ij / sum_k w_ik
+  CX_ij = w_ij / sum_k w_ik                    (row-normalised: over targets, per output i)
   CX    = mean_j max_i CX_ij,      loss = -log(CX)
-(The authors' code uses (1 - cos)/2; the relative normalisation makes the
-two nearly identical, differing only through eps.)
+(max over output positions for each target, mean over targets, as the released
+code's reduce_max over H, W then reduce_mean over channels of the target axis).
+Two deliberate differences from the released code: mu is each image's own
+target mean (theirs pools the batch), so an image's loss does not depend on
+which images share its batch or replica; and d is 1 - cos where theirs uses
+(1 - cos) / 2, which the relative normalisation cancels except through eps.
 
-Memory: the pairwise matrices are (N_pred x N_target) per image and per
-feature layer. `max_positions` caps N: a feature map with more positions is
-represented by `max_positions` positions drawn at random without
-replacement, independently for the prediction and the target (CX does not
-pair positions, so independent subsets are an unbiased-in-spirit estimate of
-the full set). With the default 1024 each matrix is 1024^2 float32 = 4 MiB
-per image per layer; forward plus backward keep about six of them, so
-~24 MiB x batch x layers (batch 16, two layers: ~0.8 GiB).
+Memory: the pairwise matrices are (N x N) per image and per feature layer.
+`max_positions` caps N: a feature map with more positions is represented by
+`max_positions` positions drawn without replacement, the SAME positions for
+the prediction and the target (so identical images give CX = 1, loss ~ 0) and
+for every image of the batch, from stateless RNG keyed by the `seed` passed
+in (SRGAN passes one derived from the training step, so a resumed run draws
+what an uninterrupted one draws). With 1024 positions each matrix is 4 MiB per
+image per layer; forward plus backward keep about six of them, so ~24 MiB x
+batch x layers (batch 16, two layers: ~0.8 GiB).
 """
 
 import keras
@@ -39,16 +45,16 @@ def _flatten(features):
     return tf.reshape(features, [shape[0], -1, features.shape[-1] or shape[-1]])
 
 
-def _sample_positions(features, max_positions, seed):
-    """(B, N, C) -> (B, min(N, max_positions), C), positions drawn without replacement per image."""
-    n = features.shape[1]
+def _sample_positions(pred, target, max_positions, seed):
+    """The same min(N, max_positions) positions of pred and target (B, N, C), drawn without replacement."""
+    n = pred.shape[1]
     if n is not None and n <= max_positions:
-        return features
-    shape = tf.shape(features)
-    keep = tf.minimum(shape[1], max_positions)
-    scores = tf.random.uniform(shape[:2], seed=seed)
+        return pred, target
+    count = tf.shape(pred)[1]
+    keep = tf.minimum(count, max_positions)
+    scores = tf.random.stateless_uniform([count], seed=seed)
     indices = tf.math.top_k(scores, k=keep, sorted=False).indices
-    return tf.gather(features, indices, batch_dims=1)
+    return tf.gather(pred, indices, axis=1), tf.gather(target, indices, axis=1)
 
 
 def contextual_similarity(pred, target, band_width=0.5, eps=1e-5):
@@ -69,10 +75,10 @@ class ContextualLoss(keras.losses.Loss):
     `features`: a `VGGFeatures` (images in [0, 1] -> feature maps), or None to
     compare the inputs themselves as feature maps (N, H, W, C).
     `max_positions`: cap on positions per feature map (see the module doc for
-    the memory it implies); `seed`: op seed of the position sampling.
+    the memory it implies); `seed`: the sampling seed when called as a Keras loss.
     """
 
-    def __init__(self, features=None, band_width=0.5, max_positions=1024, seed=None, eps=1e-5,
+    def __init__(self, features=None, band_width=0.5, max_positions=1024, seed=0, eps=1e-5,
                  name="contextual_loss", reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         if band_width <= 0:
@@ -82,19 +88,23 @@ class ContextualLoss(keras.losses.Loss):
         self.features = features
         self.band_width = float(band_width)
         self.max_positions = int(max_positions)
-        self.seed = seed
+        self.seed = int(seed or 0)
         self.eps = float(eps)
 
     def call(self, y_true, y_pred):
+        return self.per_image(y_true, y_pred, tf.constant([self.seed, 0], tf.int64))
+
+    def per_image(self, y_true, y_pred, seed):
+        """(B,) loss; `seed` (shape (2,) int) keys the positions sampled when a map exceeds max_positions."""
         if self.features is not None:
             true_maps, pred_maps = self.features(y_true), self.features(y_pred)
         else:
             true_maps, pred_maps = as_levels(y_true), as_levels(y_pred)
+        seed = tf.cast(seed, tf.int64)
         total = 0.0
         for index, (t, p) in enumerate(zip(true_maps, pred_maps, strict=True)):
-            seed = None if self.seed is None else self.seed + 2 * index
-            t = _sample_positions(_flatten(t), self.max_positions, seed)
-            p = _sample_positions(_flatten(p), self.max_positions, None if seed is None else seed + 1)
+            layer_seed = tf.random.experimental.stateless_fold_in(seed, index)
+            p, t = _sample_positions(_flatten(p), _flatten(t), self.max_positions, layer_seed)
             cx = contextual_similarity(p, t, self.band_width, self.eps)
             total += -tf.math.log(tf.maximum(cx, 1e-12))
         return total
@@ -117,9 +127,11 @@ class ContextualLoss(keras.losses.Loss):
         return cls(**config)
 
 
-def contextual_pyramid_loss(cx, predicted, target):
-    """Sum over pyramid levels of `cx(target_l, predicted_l)` (each already averaged over the batch)."""
+def contextual_pyramid_loss(cx, predicted, target, seed=(0, 0)):
+    """Per image (B,): sum over pyramid levels of `cx.per_image(target_l, predicted_l)`."""
     predicted, target = as_levels(predicted, "predicted"), as_levels(target, "target")
     if len(predicted) != len(target):
         raise ValueError(f"predicted has {len(predicted)} levels but target has {len(target)}")
-    return tf.add_n([cx(t, p) for p, t in zip(predicted, target, strict=True)])
+    seed = tf.cast(seed, tf.int64)
+    return tf.add_n([cx.per_image(t, p, tf.random.experimental.stateless_fold_in(seed, 1000 + level))
+                     for level, (p, t) in enumerate(zip(predicted, target, strict=True))])

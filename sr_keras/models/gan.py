@@ -1,50 +1,42 @@
 """The G-MGBP GAN: one LR batch, the generator at two noise amplitudes, alternating D and G updates.
 
-Per step (arXiv:1809.10711, G-MGBP training):
-  * Y0 = G(lr, amplitude 0) and Y1 = G(lr, amplitude 1), both as pyramids (2x, 4x, ...);
-  * discriminator update: real HR pyramid vs the (stopped) Y1 pyramid;
-  * generator update on  w_rec * L_rec(Y0, HR) + w_per * L_per(Y1, HR) + w_adv * L_GAN(Y1),
-    L_GAN judged by the freshly updated discriminator.
-A reconstruction-only warm-up (no D, no Y1) may precede the adversarial phase.
+Per step (arXiv:1809.10711, G-MGBP training), as `train_step` reads:
+  * `_generate`: Y0 = G(lr, amplitude 0) and Y1 = G(lr, amplitude 1), both as pyramids (2x, 4x, ...);
+  * `_discriminator_step` (optimize D): real HR pyramid vs the (stopped) Y1 pyramid;
+  * `_generator_losses` (optimize G): w_rec * L_rec(Y0, HR) + w_per * L_per(Y1, HR) + w_adv * L_GAN(Y1),
+    L_GAN judged by the freshly updated discriminator;
+  * the EMA of G's weights: e <- decay * e + (1 - decay) * w.
+A reconstruction-only warm-up (no D, no Y1) may precede the adversarial phase;
+`adversarial` says which phase the next step runs in and `update_phase()` sets it.
 
-Global batch semantics under `tf.distribute`: the dataset yields the *global* batch,
-the strategy splits it over replicas, every loss is a mean over the replica's share and
-is scaled by 1 / num_replicas before differentiation; the optimizers all-reduce (sum) the
-gradients, so an update equals the one a single device would make on the global batch.
-Reported losses are Mean metrics aggregated over replicas (the global-batch mean).
+Randomness: the textured branch's noise for image i of step k, and the contextual
+loss's sampled positions, come from stateless RNG keyed by (noise_seed, k, i), i the
+image's index in the global batch. A resumed run therefore draws what an
+uninterrupted one draws, and a replica draws what one device would for its images.
+
+Loss reduction, one convention: every loss returns per-image values; `_replica_mean`
+divides their sum by the GLOBAL batch size, and the optimizers sum the gradients over
+replicas, so an update equals the one a single device would make on the global batch.
+Reported losses are Mean metrics over the images (the global-batch mean).
 """
 
 import keras
 import tensorflow as tf
 
 from sr_keras import losses as sr_losses
-from sr_keras.metrics.distortion import psnr_y_tf
+from sr_keras.metrics.psnr import psnr
 
 _PACKAGE = "sr_keras"
 
 
-def psnr(predicted, target, shave=0, channel="rgb"):
-    """Per-image PSNR in dB of [0, 1] images (prediction clipped), `shave` border pixels dropped.
-
-    channel "y" is the benchmark convention (MATLAB studio-range luma, `sr_keras.metrics`).
-    """
-    if channel == "y":
-        return psnr_y_tf(target, predicted, shave)
-    if channel != "rgb":
-        raise ValueError(f"channel must be 'rgb' or 'y', got {channel!r}")
-    predicted = tf.clip_by_value(tf.cast(predicted, tf.float32), 0.0, 1.0)
-    target = tf.cast(target, tf.float32)
-    if shave:
-        predicted = predicted[:, shave:-shave, shave:-shave, :]
-        target = target[:, shave:-shave, shave:-shave, :]
-    mse = tf.reduce_mean(tf.square(predicted - target), axis=[1, 2, 3])
-    return 10.0 * tf.math.log(1.0 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
-
-
-def _replica_scale(value):
-    """Divide by the replica count: optimizers sum gradients over replicas (global-batch mean)."""
+def _replica_mean(per_image):
+    """Sum of this replica's per-image values / the global batch (gradients are summed over replicas)."""
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return value / tf.cast(replicas, value.dtype) if replicas > 1 else value
+    return tf.reduce_sum(per_image) / tf.cast(tf.size(per_image) * replicas, per_image.dtype)
+
+
+def _replica_id():
+    return tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -62,12 +54,13 @@ class SRGAN(keras.Model):
         used for validation (`test_step`) and by `inference_generator()` (export, samples).
       perceptual_amplitude: the noise amplitude of the textured branch (1 in the paper).
       psnr_channel: "rgb" or "y" for the validation PSNR; `scale` pixels are shaved.
+      noise_seed: keys the textured branch's noise and the contextual loss's sampled positions.
     """
 
     def __init__(self, generator, discriminator, contextual=None, reconstruction_weight=10.0,
                  perceptual_weight=0.1, adversarial_weight=0.001, reconstruction_kind="l1",
                  gan_kind="nonsaturating", warmup_steps=0, ema_decay=0.0, perceptual_amplitude=1.0,
-                 psnr_channel="rgb", **kwargs):
+                 psnr_channel="rgb", noise_seed=0, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= float(ema_decay) < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
@@ -85,8 +78,9 @@ class SRGAN(keras.Model):
         self.ema_decay = float(ema_decay)
         self.perceptual_amplitude = float(perceptual_amplitude)
         self.psnr_channel = psnr_channel
+        self.noise_seed = int(noise_seed)
         self.scale = int(generator.scale)
-        self._adversarial = self.warmup_steps == 0
+        self.adversarial = self.warmup_steps == 0
         self._ema = []
         if self.ema_decay > 0:
             # aggregation="mean": replicas assign identical values, so updates are legal in replica context.
@@ -124,22 +118,27 @@ class SRGAN(keras.Model):
         """Generator updates done so far (the training step counter, restored on resume)."""
         return int(self.g_optimizer.iterations.numpy())
 
+    def update_phase(self):
+        """Set and return `adversarial`: whether the next step (at the current counter) is past the warm-up."""
+        self.adversarial = self.step >= self.warmup_steps
+        return self.adversarial
+
     def make_train_function(self, force=False):
-        """One traced step per phase (warm-up, adversarial); each call picks by the step counter.
+        """One traced step per phase (warm-up, adversarial); each call picks by `update_phase()`.
 
         With `steps_per_execution` > 1 the switch happens at the first execution that starts
         at or after `warmup_steps`.
         """
         if self.train_function is not None and not force:
             return self.train_function
-        super().make_train_function(force=True)
-        warmup_fn = self.train_function
-        super().make_train_function(force=True)
-        adversarial_fn = self.train_function
+        traced = {}
+        for phase in (False, True):
+            self.adversarial = phase
+            super().make_train_function(force=True)
+            traced[phase] = self.train_function
 
         def train_function(iterator):
-            self._adversarial = self.step >= self.warmup_steps
-            return (adversarial_fn if self._adversarial else warmup_fn)(iterator)
+            return traced[self.update_phase()](iterator)
 
         self.train_function = train_function
         return train_function
@@ -153,66 +152,105 @@ class SRGAN(keras.Model):
     def train_step(self, data):
         lr, pyramid, _ = keras.utils.unpack_x_y_sample_weight(data)
         pyramid = list(pyramid)
-        adversarial = self._adversarial
         g_vars = self.generator.trainable_variables
-        d_vars = self.discriminator.trainable_variables
-        t = self._train_trackers
-        with tf.GradientTape() as g_tape:
-            y0 = self.generator(lr, noise_amplitude=0.0, return_intermediates=True, training=True)
-            rec = sr_losses.reconstruction_loss(y0, pyramid, kind=self.reconstruction_kind)
-            total = self.reconstruction_weight * rec
-            if adversarial:
-                y1 = self.generator(lr, noise_amplitude=self.perceptual_amplitude,
-                                    return_intermediates=True, training=True)
-                with tf.GradientTape() as d_tape:
-                    real_logits = self.discriminator(pyramid, training=True)
-                    fake_logits = self.discriminator([tf.stop_gradient(y) for y in y1], training=True)
-                    d_loss = sr_losses.discriminator_loss(real_logits, fake_logits, kind=self.gan_kind)
-                    scaled_d_loss = _replica_scale(d_loss)  # inside the tape, or it has no gradient
-                d_grads = d_tape.gradient(scaled_d_loss, d_vars)
-                self.d_optimizer.apply(d_grads, d_vars)
-                # G is judged by the discriminator as just updated (alternating steps).
-                g_fake_logits = self.discriminator(y1, training=True)
-                g_real_logits = tf.stop_gradient(self.discriminator(pyramid, training=True)) \
-                    if self.gan_kind == "relativistic" else tf.stop_gradient(real_logits)
-                adv = sr_losses.generator_adversarial_loss(g_real_logits, g_fake_logits, kind=self.gan_kind)
-                total += self.adversarial_weight * adv
-                if self.contextual is not None and self.perceptual_weight > 0:
-                    per = self._contextual(y1, pyramid)
-                    total += self.perceptual_weight * per
-                    t["perceptual"].update_state(per)
-                t["adversarial"].update_state(adv)
-                t["d_loss"].update_state(d_loss)
-                t["real_score"].update_state(tf.reduce_mean(real_logits))
-                t["fake_score"].update_state(tf.reduce_mean(fake_logits))
-            scaled_total = _replica_scale(total)
-        g_grads = g_tape.gradient(scaled_total, g_vars)
-        self.g_optimizer.apply(g_grads, g_vars)
-        if self._ema:
-            d = self.ema_decay
-            for e, w in zip(self._ema, g_vars, strict=True):
-                e.assign(d * e + (1.0 - d) * w)
-        t["reconstruction"].update_state(rec)
-        t["g_total"].update_state(total)
-        return {k: m.result() for k, m in t.items()}
+        with tf.GradientTape() as tape:
+            y0, y1 = self._generate(lr)
+            if y1 is not None:
+                with tape.stop_recording():  # optimize D: its update is not part of G's gradient
+                    self._discriminator_step(y1, pyramid)
+            terms = self._generator_losses(y0, y1, pyramid)  # optimize G, judged by the updated D
+            loss = _replica_mean(terms["g_total"])
+        self.g_optimizer.apply(tape.gradient(loss, g_vars), g_vars)
+        self._update_ema()
+        for name, value in terms.items():
+            self._train_trackers[name].update_state(value)
+        return {k: m.result() for k, m in self._train_trackers.items()}
 
-    def _contextual(self, predicted, target):
-        """The contextual pyramid loss as a plain replica mean (like the other terms)."""
-        value = sr_losses.contextual_pyramid_loss(self.contextual, predicted, target)
-        if getattr(self.contextual, "reduction", None) in ("sum_over_batch_size", "mean"):
-            # Keras losses with these reductions already divide by the replica count; undo it
-            # so the single 1/replicas scaling in train_step applies to every term alike.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            value = value * tf.cast(replicas, value.dtype)
-        return tf.reduce_mean(value)
+    def textured_noise(self, lr, step, first_image=0):
+        """The noise maps of the textured branch for `lr` at training step `step`.
+
+        Image i's maps are keyed by (noise_seed, step, first_image + i), its index in the
+        global batch, so they do not depend on how the batch is split over replicas.
+        """
+        count = lr.shape[0]
+        if count is None:
+            raise ValueError("SRGAN.train_step needs a static batch size (batch with drop_remainder=True)")
+        shape = tf.shape(lr)
+        pad = 2 * self.generator.padding  # the generator draws its noise at the reflect-padded size
+        base = tf.random.experimental.stateless_fold_in(tf.constant([self.noise_seed, 0], tf.int64),
+                                                        tf.cast(step, tf.int64))
+        maps = []
+        for level in range(self.generator.levels):
+            size = [1, (shape[1] + pad) * 2**level, (shape[2] + pad) * 2**level, 1]
+            per_image = []
+            for i in range(count):
+                key = tf.random.experimental.stateless_fold_in(base, tf.cast(first_image, tf.int64) + i)
+                key = tf.random.experimental.stateless_fold_in(key, level)
+                per_image.append(tf.random.stateless_normal(size, seed=key, dtype=self.generator.compute_dtype))
+            maps.append(tf.concat(per_image, axis=0))
+        return maps
+
+    def _generate(self, lr):
+        """Y0 (amplitude 0) and, in the adversarial phase, Y1 (the textured amplitude); pyramids."""
+        y0 = self.generator(lr, noise_amplitude=0.0, return_intermediates=True, training=True)
+        if not self.adversarial:
+            return y0, None
+        first = _replica_id() * lr.shape[0]
+        noise = self.textured_noise(lr, self.g_optimizer.iterations, first)
+        y1 = self.generator(lr, noise_amplitude=self.perceptual_amplitude, noise=noise,
+                            return_intermediates=True, training=True)
+        return y0, y1
+
+    def _discriminator_step(self, fakes, pyramid):
+        """One D update: the real pyramid against the generated one (no gradient into G)."""
+        d_vars = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(pyramid, training=True)
+            fake_logits = self.discriminator([tf.stop_gradient(y) for y in fakes], training=True)
+            d_loss = sr_losses.discriminator_loss(real_logits, fake_logits, kind=self.gan_kind)
+            loss = _replica_mean(d_loss)
+        self.d_optimizer.apply(tape.gradient(loss, d_vars), d_vars)
+        t = self._train_trackers
+        t["d_loss"].update_state(d_loss)
+        t["real_score"].update_state(real_logits)
+        t["fake_score"].update_state(fake_logits)
+
+    def _generator_losses(self, y0, y1, pyramid):
+        """The generator's loss terms, per image: reconstruction, perceptual, adversarial and g_total."""
+        terms = {"reconstruction": sr_losses.reconstruction_loss(y0, pyramid, kind=self.reconstruction_kind)}
+        total = self.reconstruction_weight * terms["reconstruction"]
+        if y1 is not None:
+            real_logits = tf.stop_gradient(self.discriminator(pyramid, training=True))
+            fake_logits = self.discriminator(y1, training=True)
+            terms["adversarial"] = sr_losses.generator_adversarial_loss(real_logits, fake_logits, kind=self.gan_kind)
+            total += self.adversarial_weight * terms["adversarial"]
+            if self.contextual is not None and self.perceptual_weight > 0:
+                terms["perceptual"] = self._contextual(y1, pyramid, self.g_optimizer.iterations)
+                total += self.perceptual_weight * terms["perceptual"]
+        terms["g_total"] = total
+        return terms
+
+    def _update_ema(self):
+        if not self._ema:
+            return
+        d = self.ema_decay
+        for e, w in zip(self._ema, self.generator.trainable_variables, strict=True):
+            e.assign(d * e + (1.0 - d) * w)
+
+    def _contextual(self, predicted, target, step):
+        """Per-image contextual pyramid loss, positions keyed by (noise_seed, step)."""
+        seed = tf.random.experimental.stateless_fold_in(tf.constant([self.noise_seed, 1], tf.int64),
+                                                        tf.cast(step, tf.int64))
+        return sr_losses.contextual_pyramid_loss(self.contextual, predicted, target, seed)
 
     def _inference(self, lr, amplitude, intermediates):
         """The generator with the EMA weights when kept (no side effects), else as trained."""
         if not self._ema:
-            return self.generator(lr, noise_amplitude=amplitude, return_intermediates=intermediates)
+            return self.generator(lr, noise_amplitude=amplitude, seed=self.noise_seed,
+                                  return_intermediates=intermediates)
         out, _ = self.generator.stateless_call(
             [e.value for e in self._ema], [v.value for v in self.generator.non_trainable_variables],
-            lr, noise_amplitude=amplitude, return_intermediates=intermediates)
+            lr, noise_amplitude=amplitude, seed=self.noise_seed, return_intermediates=intermediates)
         return out
 
     def test_step(self, data):
@@ -226,7 +264,7 @@ class SRGAN(keras.Model):
         t["bicubic_psnr"].update_state(psnr(bicubic, hr, self.scale, self.psnr_channel))
         if "contextual" in t:
             y1 = self._inference(lr, self.perceptual_amplitude, intermediates=True)
-            t["contextual"].update_state(self._contextual(y1, pyramid))
+            t["contextual"].update_state(self._contextual(y1, pyramid, 0))
         return {k: m.result() for k, m in t.items()}
 
     def call(self, lr, noise_amplitude=0.0, training=False):
@@ -259,6 +297,7 @@ class SRGAN(keras.Model):
             "ema_decay": self.ema_decay,
             "perceptual_amplitude": self.perceptual_amplitude,
             "psnr_channel": self.psnr_channel,
+            "noise_seed": self.noise_seed,
         }
 
     @classmethod

@@ -97,11 +97,10 @@ def _format_logs(logs, keys=None):
 class ProgressLogger(keras.callbacks.Callback):
     """One progress line every `every` steps: step, speed, ETA and the losses."""
 
-    def __init__(self, total_steps, every=50, batch_size=None):
+    def __init__(self, total_steps, every=50):
         super().__init__()
         self.total_steps = int(total_steps)
         self.every = int(every)
-        self.batch_size = batch_size
         self._t0 = self._s0 = None
 
     def on_train_begin(self, logs=None):
@@ -114,7 +113,7 @@ class ProgressLogger(keras.callbacks.Callback):
         elapsed = time.perf_counter() - self._t0
         rate = (step - self._s0) / max(elapsed, 1e-9)
         eta = (self.total_steps - step) / rate if rate > 0 else float("inf")
-        phase = "gan" if self.model._adversarial else "warm-up"
+        phase = "gan" if self.model.adversarial else "warm-up"
         logger.info("step %d/%d (%s)  %.2f steps/s  ETA %s  %s", step, self.total_steps, phase, rate,
                     time.strftime("%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?",
                     _format_logs(logs))

@@ -1,12 +1,16 @@
-"""Checkpoints that resume exactly: both networks, both optimizers (slots and step counter).
+"""Checkpoints that resume exactly: both networks, the EMA, both optimizers (slots and step counter).
 
-`tf.train.CheckpointManager` writes each checkpoint under a temporary name and
-only then updates the `checkpoint` index file, so a `kill -9` mid-save leaves
-the previous checkpoint as the latest one. The step counter is the generator
-optimizer's `iterations`, which is part of the checkpoint.
+A checkpoint is written in two stages: the data and `.index` files of `ckpt-N`,
+then the `checkpoint` index file, which `update_checkpoint_state`
+replaces atomically. A `kill -9` at any moment therefore leaves the previous
+complete checkpoint as the latest one (a half-written `ckpt-N` is not listed
+and is overwritten when step N is saved again). The step counter is the
+generator optimizer's `iterations`, which is part of the checkpoint.
 """
 
 import logging
+import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -19,11 +23,21 @@ def all_finite(variables):
 
 
 class TrainingCheckpoint:
-    """Save / restore an `SRGAN` (compiled) to `directory`, keeping the newest `max_to_keep`."""
+    """Save an `SRGAN` (compiled) to `directory`, keeping the newest `max_to_keep`; restore from it.
 
-    def __init__(self, model, directory, max_to_keep=3):
+    `restore_directory` (default: `directory`) is where `restore_latest` looks: under
+    MultiWorkerMirroredStrategy every worker restores from the chief's checkpoints,
+    while the other workers save to scratch directories (saving is collective).
+    `block_at_step` is a TEST HOOK: the save of that step stops between its two
+    stages (data written, index not yet updated), touches `<prefix>.blocked` and waits forever.
+    """
+
+    def __init__(self, model, directory, max_to_keep=3, restore_directory=None, block_at_step=0):
         self.model = model
         self.directory = str(directory)
+        self.restore_directory = str(restore_directory or directory)
+        self.max_to_keep = int(max_to_keep)
+        self.block_at_step = int(block_at_step)
         # Explicit variable lists: Keras 3 models do not expose their variables to
         # tf.train.Checkpoint's object graph, so listing them makes the format explicit
         # (ordered as the networks create them) and covers non-trainable state (EMA).
@@ -33,26 +47,43 @@ class TrainingCheckpoint:
             ema=list(model.ema_variables),
             g_optimizer=list(model.g_optimizer.variables),
             d_optimizer=list(model.d_optimizer.variables))
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep=max_to_keep)
 
     @property
     def latest(self):
-        return self.manager.latest_checkpoint
+        return tf.train.latest_checkpoint(self.directory)
 
     def restore_latest(self):
         """Restore the newest checkpoint if there is one; return the step it holds (0 if none)."""
-        path = self.manager.latest_checkpoint
+        path = tf.train.latest_checkpoint(self.restore_directory)
         if path is None:
             return 0
-        self.checkpoint.restore(path).assert_existing_objects_matched()
+        self.checkpoint.read(path).assert_existing_objects_matched()
         step = self.model.step
         logger.info("resumed from %s at step %d", path, step)
         return step
 
     def save(self):
         """Write a checkpoint at the current step, unless a weight is NaN/Inf (then keep the last good one)."""
+        step = self.model.step
         if not all_finite(self.model.variables):
             logger.error("not saving a checkpoint at step %d: the weights hold NaN/Inf; keeping %s",
-                         self.model.step, self.manager.latest_checkpoint)
+                         step, self.latest)
             return None
-        return self.manager.save(checkpoint_number=self.model.step)
+        path = self.checkpoint.write(os.path.join(self.directory, f"ckpt-{step}"))
+        if self.block_at_step and step == self.block_at_step:
+            self._block(path)
+        state = tf.train.get_checkpoint_state(self.directory)
+        kept = [p for p in (state.all_model_checkpoint_paths if state else []) if p != path] + [path]
+        dropped, kept = kept[:-self.max_to_keep], kept[-self.max_to_keep:]
+        tf.compat.v1.train.update_checkpoint_state(self.directory, path, all_model_checkpoint_paths=kept)
+        for old in dropped:
+            for name in tf.io.gfile.glob(old + ".*"):
+                tf.io.gfile.remove(name)
+        return path
+
+    @staticmethod
+    def _block(path):
+        with open(path + ".blocked", "w"):
+            pass
+        while True:
+            time.sleep(1)

@@ -14,7 +14,9 @@ FIELDS = {
     "patch_size": (96, "HR patch side (multiple of scale)."),
     "batch_size": (16, "GLOBAL batch size, split over all replicas (must divide by their number)."),
     "cache": (False, "keep decoded training images in memory."),
-    "seed": (1, "seed of the data pipeline (offset by the resume step)."),
+    "seed": (1, "seed of every random draw of a step (crops, flips, the textured branch's noise, the contextual "
+                "loss's positions), each keyed by (seed, step, image): a resumed run draws what an "
+                "uninterrupted one does."),
     # schedule
     "steps": (1000, "total generator steps (counted across resumes)."),
     "steps_per_epoch": (100, "steps between validations."),
@@ -68,6 +70,8 @@ FIELDS = {
     "cpu_logical_devices": (0, "split the CPU into N logical devices (for mirrored training on CPU)."),
     # test hooks
     "debug_nan_at_step": (0, "TEST HOOK: poison a generator weight with NaN before this step."),
+    "debug_block_checkpoint_at_step": (0, "TEST HOOK: the checkpoint save of this step blocks forever between "
+                                          "writing its data and updating the index (to be killed there)."),
 }
 
 TrainConfig = dataclasses.make_dataclass(

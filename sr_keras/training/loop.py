@@ -17,8 +17,6 @@ from sr_keras.training.strategy import is_chief, make_strategy
 
 logger = logging.getLogger("sr_keras.training")
 
-EXIT_NON_FINITE = 3
-
 
 def resolve_perceptual_weights(setting):
     """The VGG weights to use ('imagenet' or a path), or None with the reason the loss is off."""
@@ -36,12 +34,19 @@ def resolve_perceptual_weights(setting):
     return setting, None
 
 
-def _build(cfg, sample_lr_size):
+def build_gan(cfg, sample_lr_size):
+    """The SRGAN of `cfg`, compiled (both networks and optimizers built), initialised from `cfg.seed`.
+
+    Seeded, so two runs of one command start from the same weights (a resumed run then
+    overwrites them from its checkpoint).
+    """
     from sr_keras.losses import ContextualLoss, VGGFeatures
     from sr_keras.models.discriminator import MultiScaleDiscriminator
     from sr_keras.models.gan import SRGAN
     from sr_keras.models.generator import MGBPGenerator
     from sr_keras.precision import dtype_policy
+
+    keras.utils.set_random_seed(cfg.seed)
 
     policy = dtype_policy(cfg.precision)
     logger.info("precision %s: Keras dtype policy %s", cfg.precision, policy.name)
@@ -67,7 +72,7 @@ def _build(cfg, sample_lr_size):
                 perceptual_weight=cfg.lambda_per, adversarial_weight=cfg.lambda_gan,
                 reconstruction_kind=cfg.reconstruction_loss, gan_kind=cfg.gan_loss,
                 warmup_steps=cfg.warmup_steps, ema_decay=cfg.ema_decay,
-                perceptual_amplitude=cfg.perceptual_amplitude)
+                perceptual_amplitude=cfg.perceptual_amplitude, noise_seed=cfg.seed)
     gan.compile(g_optimizer=keras.optimizers.Adam(cfg.g_lr, beta_1=cfg.beta_1),
                 d_optimizer=keras.optimizers.Adam(cfg.d_lr, beta_1=cfg.beta_1),
                 sample_lr_size=sample_lr_size)
@@ -94,94 +99,130 @@ def _shard_by_data(ds):
     return ds.with_options(options)
 
 
-def train(cfg):
-    """Run (or resume) training as configured; return a dict of results (also written to summary.json)."""
-    from sr_keras.data.pipeline import training_dataset, validation_dataset
-
-    t_start = time.perf_counter()
+def setup_strategy(cfg):
+    """The strategy of `--strategy`, whether this process is the chief, after checking the global batch."""
     strategy = make_strategy(cfg.strategy, cfg.cpu_logical_devices)
-    chief = is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
         raise ValueError(f"--batch_size={cfg.batch_size} (global) must be divisible by the "
                          f"{replicas} replicas of --strategy={cfg.strategy}")
     logger.info("strategy %s: %d replica(s), global batch %d (%d per replica)", cfg.strategy, replicas,
                 cfg.batch_size, cfg.batch_size // replicas)
-    train_src, val_src = _data_sources(cfg)
-    out = os.path.abspath(cfg.output_dir)
-    ckpt_dir = os.path.join(out, "checkpoints")
-    if not chief:  # every worker must save (collectives), only the chief's copy is kept
-        ckpt_dir = os.path.join(out, f".worker{strategy.cluster_resolver.task_id}_checkpoints")
+    return strategy, is_chief(strategy)
 
+
+def build_and_restore(cfg, strategy, out, chief):
+    """The compiled SRGAN, its checkpoint writer, and the step restored from the chief's newest checkpoint."""
+    chief_dir = os.path.join(out, "checkpoints")
+    ckpt_dir = chief_dir
+    if not chief:  # every worker must save (collectives); only the chief's copy is kept and restored
+        ckpt_dir = os.path.join(out, f".worker{strategy.cluster_resolver.task_id}_checkpoints")
     with strategy.scope():
-        gan = _build(cfg, sample_lr_size=cfg.patch_size // cfg.scale)
-        checkpoint = TrainingCheckpoint(gan, ckpt_dir, max_to_keep=cfg.keep_checkpoints)
+        gan = build_gan(cfg, sample_lr_size=cfg.patch_size // cfg.scale)
+        checkpoint = TrainingCheckpoint(gan, ckpt_dir, max_to_keep=cfg.keep_checkpoints,
+                                        restore_directory=chief_dir, block_at_step=cfg.debug_block_checkpoint_at_step)
         start = checkpoint.restore_latest()
     logger.info("generator %s parameters, discriminator %s; starting at step %d of %d",
                 f"{gan.generator.count_params():,}", f"{gan.discriminator.count_params():,}", start, cfg.steps)
+    return gan, checkpoint, start
 
-    val_ds = validation_dataset(val_src, scale=cfg.scale) if val_src else None
-    if val_ds is not None and cfg.strategy == "multi_worker":
+
+def validation_data(cfg, val_src):
+    """The held-out images as a dataset, or None (none given, or multi-worker, where Keras cannot evaluate)."""
+    from sr_keras.data.pipeline import validation_dataset
+
+    if not val_src:
+        return None
+    if cfg.strategy == "multi_worker":
         logger.warning("--strategy=multi_worker: validation is skipped (Keras 3 evaluate does not "
                        "support MultiWorkerMirroredStrategy, keras-team/keras#20585)")
-        val_ds = None
-    amplitudes = [float(a) for a in cfg.sample_amplitudes]
-    preview = None
-    if val_ds is not None:
-        lr0 = next(iter(val_ds))[0]
-        preview = lr0[:, :64, :64, :]
+        return None
+    return validation_dataset(val_src, scale=cfg.scale)
 
-    history_logs = {}
-    if start < cfg.steps:
-        ds = training_dataset(train_src, scale=cfg.scale, patch_size=cfg.patch_size,
-                              batch_size=cfg.batch_size, seed=cfg.seed + start, cache=cfg.cache)
-        ds = _shard_by_data(ds)
-        callbacks = [cb.NonFiniteGuard(checkpoint)]
-        if cfg.debug_nan_at_step:
-            callbacks.append(cb.InjectNonFinite(cfg.debug_nan_at_step))
-        callbacks += [cb.StopAtStep(cfg.steps), cb.PeriodicCheckpoint(checkpoint, cfg.checkpoint_every),
-                      cb.ProgressLogger(cfg.steps, cfg.log_every)]
-        if chief:
-            callbacks.append(cb.TrainingSummaries(os.path.join(out, "logs"), preview, amplitudes,
-                                                  every=cfg.summary_every, image_every=cfg.image_every))
-        spe = cfg.steps_per_epoch
+
+def training_callbacks(cfg, checkpoint, out, val_ds, chief):
+    callbacks = [cb.NonFiniteGuard(checkpoint)]
+    if cfg.debug_nan_at_step:
+        callbacks.append(cb.InjectNonFinite(cfg.debug_nan_at_step))
+    callbacks += [cb.StopAtStep(cfg.steps), cb.PeriodicCheckpoint(checkpoint, cfg.checkpoint_every),
+                  cb.ProgressLogger(cfg.steps, cfg.log_every)]
+    if chief:
+        preview = next(iter(val_ds))[0][:, :64, :64, :] if val_ds is not None else None
+        callbacks.append(cb.TrainingSummaries(os.path.join(out, "logs"), preview, _amplitudes(cfg),
+                                              every=cfg.summary_every, image_every=cfg.image_every))
+    return callbacks
+
+
+def fit(cfg, gan, strategy, train_src, val_ds, callbacks, start):
+    """Train from step `start` to `cfg.steps`; return the last logs. Batch k is step k's, whenever it runs."""
+    from sr_keras.data.pipeline import training_dataset
+
+    ds = training_dataset(train_src, scale=cfg.scale, patch_size=cfg.patch_size, batch_size=cfg.batch_size,
+                          seed=cfg.seed, cache=cfg.cache, start_step=start)
+    ds = _shard_by_data(ds)
+    spe = cfg.steps_per_epoch
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Keras 3 `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585):
+        # same train_step and callbacks, driven by a small custom loop; no validation.
+        history = multi_worker_fit(gan, strategy, ds, callbacks, cfg.steps, spe)
+    else:
         initial_epoch = start // spe
         epochs = initial_epoch + math.ceil((cfg.steps - start) / spe)
-        try:
-            if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-                # Keras 3 `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585):
-                # same train_step and callbacks, driven by a small custom loop; no validation.
-                history = _multi_worker_fit(gan, strategy, ds, callbacks, cfg.steps, spe)
-            else:
-                history = gan.fit(ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=spe,
-                                  validation_data=val_ds, callbacks=callbacks, verbose=0)
-        except cb.NonFiniteLossError as error:
-            logger.error("%s", error)
-            return {"status": "non_finite", "step": gan.step, "message": str(error),
-                    "exit_code": EXIT_NON_FINITE}
-        history_logs = {k: float(v[-1]) for k, v in history.history.items()}
-    t_train = time.perf_counter() - t_start
+        history = gan.fit(ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=spe,
+                          validation_data=val_ds, callbacks=callbacks, verbose=0)
+    return {k: float(v[-1]) for k, v in history.history.items()}
 
-    results = {"status": "ok", "step": gan.step, "train_seconds": round(t_train, 1), "exit_code": 0}
-    if val_ds is not None:
-        val = {k: v for k, v in history_logs.items() if k.startswith("val_")}
-        if not val:
-            val = {f"val_{k}": float(v) for k, v in gan.evaluate(val_ds, verbose=0, return_dict=True).items()}
-        results.update(val)
-        logger.info("final validation on %d held-out image(s) at step %d: PSNR at amplitude 0 %.2f dB, "
-                    "bicubic %.2f dB (%+.2f dB)", sum(1 for _ in val_ds), gan.step, val["val_psnr"],
-                    val["val_bicubic_psnr"], val["val_psnr"] - val["val_bicubic_psnr"])
+
+def final_validation(gan, val_ds, history_logs):
+    """`val_*` results at the last step: from fit's last epoch if it validated there, else evaluated now."""
+    if val_ds is None:
+        return {}
+    val = {k: v for k, v in history_logs.items() if k.startswith("val_")}
+    if not val:
+        val = {f"val_{k}": float(v) for k, v in gan.evaluate(val_ds, verbose=0, return_dict=True).items()}
+    logger.info("final validation on %d held-out image(s) at step %d: PSNR at amplitude 0 %.2f dB, "
+                "bicubic %.2f dB (%+.2f dB)", sum(1 for _ in val_ds), gan.step, val["val_psnr"],
+                val["val_bicubic_psnr"], val["val_psnr"] - val["val_bicubic_psnr"])
+    return val
+
+
+def write_summary(results, out):
+    with atomic_output_path(os.path.join(out, "summary.json")) as tmp, open(tmp, "w") as f:
+        json.dump(results, f, indent=2)
+
+
+def train(cfg):
+    """Run (or resume) training as configured; return the results (also written to summary.json).
+
+    Raises `callbacks.NonFiniteLossError` when a loss turns NaN/Inf (the last good checkpoint is kept).
+    """
+    t_start = time.perf_counter()
+    strategy, chief = setup_strategy(cfg)
+    train_src, val_src = _data_sources(cfg)
+    out = os.path.abspath(cfg.output_dir)
+    gan, checkpoint, start = build_and_restore(cfg, strategy, out, chief)
+    val_ds = validation_data(cfg, val_src)
+    history_logs = {}
+    if start < cfg.steps:
+        callbacks = training_callbacks(cfg, checkpoint, out, val_ds, chief)
+        history_logs = fit(cfg, gan, strategy, train_src, val_ds, callbacks, start)
+    results = {"status": "ok", "step": gan.step, "train_seconds": round(time.perf_counter() - t_start, 1)}
+    results.update(final_validation(gan, val_ds, history_logs))
     if chief and cfg.export:
-        results.update(_export(gan, out, val_ds, amplitudes))
+        results.update(export(gan, out, val_ds, _amplitudes(cfg)))
     if chief:
-        with atomic_output_path(os.path.join(out, "summary.json")) as tmp, open(tmp, "w") as f:
-            json.dump(results, f, indent=2)
+        write_summary(results, out)
     else:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        shutil.rmtree(checkpoint.directory, ignore_errors=True)
     return results
 
 
-def _export(gan, out, val_ds, amplitudes):
+def _amplitudes(cfg):
+    return [float(a) for a in cfg.sample_amplitudes]
+
+
+def export(gan, out, val_ds, amplitudes):
+    """SavedModel, generator.keras and sample images of the generator to keep (the EMA one if kept)."""
     from sr_keras.export import export_saved_model
     from sr_keras.precision import with_precision
 
@@ -199,19 +240,19 @@ def _export(gan, out, val_ds, amplitudes):
     return {"saved_model": saved, "keras_model": keras_path, "samples": samples}
 
 
-def _multi_worker_fit(gan, strategy, ds, callbacks, total_steps, steps_per_epoch):
+def multi_worker_fit(gan, strategy, ds, callbacks, total_steps, steps_per_epoch):
     """`fit` for MultiWorkerMirroredStrategy: strategy.run(gan.train_step) with Keras callbacks."""
     iterator = iter(strategy.experimental_distribute_dataset(ds))
-    steps = {}
+    traced = {}
 
-    def step_function(adversarial):
-        if adversarial not in steps:
+    def step(adversarial):  # one tf.function per phase: train_step reads `gan.adversarial` when traced
+        if adversarial not in traced:
             @tf.function
-            def step(it):
+            def run(it):
                 logs = strategy.run(gan.train_step, args=(next(it),))
                 return {k: strategy.experimental_local_results(v)[0] for k, v in logs.items()}
-            steps[adversarial] = step
-        return steps[adversarial]
+            traced[adversarial] = run
+        return traced[adversarial]
 
     callback_list = keras.callbacks.CallbackList(callbacks, model=gan)
     gan.stop_training = False
@@ -224,8 +265,7 @@ def _multi_worker_fit(gan, strategy, ds, callbacks, total_steps, steps_per_epoch
         callback_list.on_epoch_begin(epoch)
         for batch in range(steps_per_epoch):
             callback_list.on_train_batch_begin(batch)
-            gan._adversarial = gan.step >= gan.warmup_steps
-            logs = {k: float(v) for k, v in step_function(gan._adversarial)(iterator).items()}
+            logs = {k: float(v) for k, v in step(gan.update_phase())(iterator).items()}
             callback_list.on_train_batch_end(batch, logs)
             if gan.stop_training:
                 break

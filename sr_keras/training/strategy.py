@@ -61,9 +61,15 @@ def make_strategy(name="default", cpu_logical_devices=0):
 
 
 def is_chief(strategy):
-    """True on the worker that writes checkpoints, logs, samples and exports."""
+    """True on the one process that writes the checkpoints every worker resumes from, logs, samples, exports."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0)
+    return is_chief_task(resolver.task_type, resolver.task_id, resolver.cluster_spec().as_dict())
+
+
+def is_chief_task(task_type, task_id, cluster):
+    """Exactly one task of `cluster` ({type: [addresses]}) is chief: the `chief` task if any, else worker 0."""
+    if task_type is None or task_type == "chief":
+        return True
+    return task_type == "worker" and task_id == 0 and not cluster.get("chief")
