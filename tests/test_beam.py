@@ -68,7 +68,8 @@ def reference(inputs, model_path, tmp_path_factory):
 
 
 def _batch(inputs, out, model_path, *extra):
-    return main(["batch", str(inputs / "*"), "--output-dir", str(out), "--model", model_path,
+    pattern = inputs if inputs.is_file() else inputs / "*"
+    return main(["batch", str(pattern), "--output-dir", str(out), "--model", model_path,
                  "--noise", NOISE, "--seed", SEED, *extra])
 
 
@@ -127,6 +128,14 @@ def test_all_good_exits_zero_and_same_base_names_keep_the_first(model_path, tmp_
                  "--noise", "0"]) == 1
     (record,) = [json.loads(line) for line in (tmp_path / "clash" / "failures.jsonl").read_text().splitlines()]
     assert record["path"] == str(folder / "x.png") and "same base name" in record["error"]
+
+
+def test_a_failed_upscale_is_dead_lettered(model_path, inputs, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _batch(inputs / GOOD[0], out, model_path, "--memory-budget", "1K") == 1  # no tile fits in 1 KiB
+    (record,) = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert record["path"] == str(inputs / GOOD[0]) and "memory budget" in record["error"]
+    assert _outputs(out) == []
 
 
 def test_arguments_are_checked_before_the_job(inputs, model_path, tmp_path, capsys):

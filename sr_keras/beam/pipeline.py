@@ -119,8 +119,8 @@ class _WriteImage(beam.DoFn):
 def _failed_inference(item):
     """RunInference's dead letter (the one-image batch, the error) -> failure records."""
     batch, error = item
-    if isinstance(error, tuple):  # (type, message, traceback) from Beam's exception handling
-        error = f"{getattr(error[0], '__name__', error[0])}: {error[1]}"
+    if isinstance(error, tuple):  # (type, repr of the exception, traceback) from Beam's exception handling
+        error = error[1]
     return [failure_record(path, error) for path, _ in batch]
 
 
