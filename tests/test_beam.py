@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("apache_beam")
+pytest.importorskip("apache_beam", reason="needs the beam extra: pip install 'sr-keras[beam]'")
 
 from sr_keras.beam import UpscaleModelHandler, load_generator  # noqa: E402
 from sr_keras.cli import main  # noqa: E402

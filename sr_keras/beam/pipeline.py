@@ -132,7 +132,7 @@ def _count_failure(record):
 class BatchUpscale(beam.PTransform):
     """Upscale the files matching `pattern` with `handler` (an `UpscaleModelHandler`) into `output_dir`.
 
-    Writes `output_dir/failures.jsonl` (empty when every file worked) and returns the PCollection of its lines.
+    Writes `output_dir/failures.jsonl` (empty when every file worked); returns `WriteToText`'s output.
     """
 
     def __init__(self, pattern, output_dir, handler, image_format="png", overwrite=False,
@@ -148,6 +148,7 @@ class BatchUpscale(beam.PTransform):
         claimed = (
             pbegin
             | "Match" >> fileio.MatchFiles(self._pattern)
+            | "SkipFolders" >> beam.Filter(lambda metadata: not metadata.path.endswith(("/", "\\")))  # bucket "folders"
             | "KeyByOutput" >> beam.Map(lambda metadata: (output_path(metadata.path, output_dir, image_format),
                                                           metadata))
             | "GroupByOutput" >> beam.GroupByKey()  # also spreads the files over the workers
