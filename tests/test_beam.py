@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 pytest.importorskip("apache_beam", reason="needs the beam extra: pip install 'sr-keras[beam]'")
 
@@ -26,6 +26,10 @@ def _pattern(h, w, c, seed):
     return np.clip(base + 0.05 * rng.standard_normal((h, w, c)), 0, 1)
 
 
+def _srgb_profile():
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     """A tiny generator with a damped residual (output = near-bicubic + a little detail and noise)."""
@@ -45,9 +49,10 @@ def model_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """Good images (8-bit RGB, grey, 16-bit RGB, JPEG) plus a truncated PNG and a text file."""
+    """Good images (8-bit RGB with an ICC profile, grey, 16-bit RGB, JPEG) plus a truncated PNG and a text file."""
     folder = tmp_path_factory.mktemp("in")
-    Image.fromarray((_pattern(10, 12, 3, 0) * 255).round().astype(np.uint8)).save(folder / GOOD[0])
+    Image.fromarray((_pattern(10, 12, 3, 0) * 255).round().astype(np.uint8)).save(folder / GOOD[0],
+                                                                                    icc_profile=_srgb_profile())
     Image.fromarray((_pattern(9, 11, 1, 1)[..., 0] * 255).round().astype(np.uint8)).save(folder / GOOD[1])
     rgb16 = (_pattern(8, 10, 3, 2) * 65535).round().astype(np.uint16)
     (folder / GOOD[2]).write_bytes(__import__("tensorflow").io.encode_png(rgb16).numpy())
@@ -94,6 +99,7 @@ def test_multi_process_batch_equals_upscale_bitwise_and_dead_letters_the_bad_fil
     for name in expected:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
     assert read_image(out / "c_rgb16.png").bit_depth == 16
+    assert read_image(out / "a_rgb.png").icc_profile == read_image(inputs / GOOD[0]).icc_profile is not None
     assert _failed_paths(out) == [str(inputs / name) for name in BAD]
     captured = capsys.readouterr()
     assert "4 written, 0 skipped (exist), 2 failed" in captured.out

@@ -19,7 +19,14 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from sr_keras.io.images import DEFAULT_MAX_PIXELS, IMAGE_FORMATS, ImageReadError, decode_image, encode_image
+from sr_keras.io.images import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_QUALITY,
+    OUTPUT_FORMATS,
+    ImageReadError,
+    decode_image,
+    encode_image,
+)
 
 FAILURES_NAME = "failures"
 FAILURES_SUFFIX = ".jsonl"
@@ -31,7 +38,7 @@ def output_path(input_path, output_dir, image_format="png"):
     """OUTPUT_DIR/<input base name without extension>.<format's extension>."""
     name = FileSystems.split(input_path)[1]
     stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
-    return FileSystems.join(output_dir, stem + IMAGE_FORMATS[image_format][1])
+    return FileSystems.join(output_dir, stem + OUTPUT_FORMATS[image_format][0])
 
 
 def failure_record(path, error):
@@ -90,8 +97,9 @@ class _ReadImage(beam.DoFn):
 class _WriteImage(beam.DoFn):
     """(path, PredictionResult) -> the encoded output, written under a temporary name and renamed into place."""
 
-    def __init__(self, output_dir, image_format):
+    def __init__(self, output_dir, image_format, quality):
         self._output = (output_dir, image_format)
+        self._quality = quality
         self._images = Metrics.counter(NAMESPACE, "images")
         self._input_pixels = Metrics.counter(NAMESPACE, "input_pixels")
         self._output_pixels = Metrics.counter(NAMESPACE, "output_pixels")
@@ -102,7 +110,9 @@ class _WriteImage(beam.DoFn):
         directory, name = FileSystems.split(final)
         temporary = FileSystems.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
         try:
-            data = encode_image(result.inference, result.example.bit_depth, self._output[1])
+            example = result.example
+            data = encode_image(result.inference, self._output[1], example.bit_depth, self._quality,
+                                example.icc_profile)
             with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as f:
                 f.write(data)
             FileSystems.rename([temporary], [final])
@@ -135,13 +145,14 @@ class BatchUpscale(beam.PTransform):
     Writes `output_dir/failures.jsonl` (empty when every file worked); returns `WriteToText`'s output.
     """
 
-    def __init__(self, pattern, output_dir, handler, image_format="png", overwrite=False,
+    def __init__(self, pattern, output_dir, handler, image_format="png", quality=DEFAULT_QUALITY, overwrite=False,
                  max_pixels=DEFAULT_MAX_PIXELS):
         super().__init__()
-        if image_format not in IMAGE_FORMATS:
-            raise ValueError(f"image format must be one of {sorted(IMAGE_FORMATS)}, got {image_format!r}")
+        if image_format not in OUTPUT_FORMATS:
+            raise ValueError(f"image format must be one of {sorted(OUTPUT_FORMATS)}, got {image_format!r}")
         self._pattern, self._output_dir, self._handler = pattern, output_dir, handler
-        self._format, self._overwrite, self._max_pixels = image_format, overwrite, max_pixels
+        self._format, self._quality = image_format, quality
+        self._overwrite, self._max_pixels = overwrite, max_pixels
 
     def expand(self, pbegin):
         output_dir, image_format = self._output_dir, self._format
@@ -162,7 +173,7 @@ class BatchUpscale(beam.PTransform):
         upscaled, inference_errors = (
             images.image | "Upscale" >> RunInference(KeyedModelHandler(self._handler)).with_exception_handling()
         )
-        written = upscaled | "Write" >> beam.ParDo(_WriteImage(output_dir, image_format)).with_outputs(
+        written = upscaled | "Write" >> beam.ParDo(_WriteImage(output_dir, image_format, self._quality)).with_outputs(
             _FAILED, main="done")
         return (
             (claimed[_FAILED], images[_FAILED], written[_FAILED],

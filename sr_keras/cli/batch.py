@@ -9,8 +9,8 @@ after all the others are written), 2 for unusable arguments or model.
 import sys
 import time
 
-from sr_keras.cli.upscale import _bytes_arg, _tile_arg
-from sr_keras.io.images import DEFAULT_MAX_PIXELS, IMAGE_FORMATS
+from sr_keras.cli.upscale import _bytes_arg, _quality, _tile_arg
+from sr_keras.io.images import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
 from sr_keras.tiling import DEFAULT_OVERLAP
 
 PROG = "sr-keras batch"
@@ -31,12 +31,14 @@ def add_parser(subparsers, name):
     p.add_argument("--output-dir", required=True, help="folder or bucket prefix for the outputs")
     p.add_argument("--model", default="x4",
                    help="model name, .keras file or exported SavedModel folder (default: the bundled x4)")
-    p.add_argument("--noise", type=float, required=True, metavar="A",
-                   help="noise amplitude: 0 = faithful (best PSNR), 1 = most texture")
+    p.add_argument("--noise", type=float, default=0.0, metavar="A",
+                   help="noise amplitude: 0 = faithful, best PSNR (the default); 1 = most texture")
     p.add_argument("--seed", type=int, help="seed for the noise; required when --noise > 0 (retried work "
                                             "must reproduce the same pixels)")
-    p.add_argument("--format", choices=sorted(IMAGE_FORMATS), default="png",
-                   help="output format (default png: 16-bit for 16-bit inputs, alpha kept)")
+    p.add_argument("--format", choices=sorted(OUTPUT_FORMATS), default="png", dest="image_format",
+                   help="output format (default png: 16-bit for 16-bit inputs, alpha kept; jpg and webp are 8-bit)")
+    p.add_argument("--quality", type=_quality, default=DEFAULT_QUALITY,
+                   help="jpg/webp quality, 1-100 (default %(default)s)")
     p.add_argument("--tile", type=_tile_arg, default="auto",
                    help="LR tile side in pixels; 'auto' (default) fits --memory-budget; 0 = whole image")
     p.add_argument("--memory-budget", type=_bytes_arg, metavar="SIZE",
@@ -129,8 +131,8 @@ def run(args):
     options = PipelineOptions(["--runner", args.runner, *args.extra_args])
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
-    _ = pipeline | BatchUpscale(args.input_glob, args.output_dir, handler, image_format=args.format,
-                                overwrite=args.overwrite, max_pixels=args.max_pixels)
+    _ = pipeline | BatchUpscale(args.input_glob, args.output_dir, handler, image_format=args.image_format,
+                                quality=args.quality, overwrite=args.overwrite, max_pixels=args.max_pixels)
     result = pipeline.run()
     result.wait_until_finish()
     seconds = time.monotonic() - started
