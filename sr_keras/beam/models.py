@@ -1,4 +1,4 @@
-"""Where a batch job's generator comes from: a bundled model name, a `.keras` file or an exported SavedModel.
+"""Where a batch job's generator comes from: a model name, a `.keras` file or an exported SavedModel.
 
 Workers get the model as a string and load it themselves (`load_generator`),
 so the same spec works on a laptop and on Dataflow workers that read it from
@@ -17,7 +17,7 @@ _SAVED_MODEL_FILE = "saved_model.pb"
 
 
 def load_generator(spec):
-    """An `MGBPGenerator` from a model name ("x4"), a `.keras` file or a SavedModel folder (local or remote).
+    """An `MGBPGenerator` from a model name ("x4", "pirm-r3"), a `.keras` file or a SavedModel folder, local or remote.
 
     A SavedModel folder may be `sr-keras export`'s output (`DIR`, the highest
     numeric version is used, as TF Serving does) or one version (`DIR/1`).
@@ -25,18 +25,16 @@ def load_generator(spec):
     saved_model = _saved_model_dir(spec)
     if saved_model is not None:
         return _from_saved_model(saved_model)
-    if spec.endswith(KERAS_SUFFIX):
-        return _from_keras_file(spec)
-    if "/" in spec or os.sep in spec:
-        raise FileNotFoundError(f"{spec}: no such .keras file or SavedModel folder")
-    return named_model(spec)
+    if spec.endswith(KERAS_SUFFIX) and not os.path.isfile(spec) and FileSystems.exists(spec):
+        return _from_remote_keras_file(spec)
+    return resolve(spec)
 
 
-def named_model(name):
-    """The one place that turns a model name into a generator, so the zoo's resolver can change behind it."""
-    from sr_keras.zoo import pretrained
+def resolve(spec):
+    """The one place a model name or local `.keras` path becomes a generator: the zoo's resolver, as everywhere."""
+    from sr_keras.zoo import resolve_model
 
-    return pretrained(name)
+    return resolve_model(spec)
 
 
 def _saved_model_dir(spec):
@@ -55,20 +53,13 @@ def _saved_model_dir(spec):
     return versions[max(versions)] if versions else None
 
 
-def _from_keras_file(path):
-    import keras
-
-    import sr_keras.models  # noqa: F401  (registers the layers the file refers to)
-
-    if not FileSystems.exists(path):
-        raise FileNotFoundError(f"{path}: model file not found")
-    if os.path.isfile(path):
-        return keras.saving.load_model(path, compile=False)
-    with tempfile.TemporaryDirectory() as folder:  # a remote file: Keras reads local ones only
+def _from_remote_keras_file(path):
+    """A `.keras` file on gs://, s3://, ...: copied to a local file first, since Keras reads local files only."""
+    with tempfile.TemporaryDirectory() as folder:
         local = os.path.join(folder, "model" + KERAS_SUFFIX)
         with FileSystems.open(path) as source, open(local, "wb") as target:
             target.write(source.read())
-        return keras.saving.load_model(local, compile=False)
+        return resolve(local)
 
 
 def _from_saved_model(path):

@@ -126,7 +126,8 @@ def run(args):
     try:
         handler = _handler(args)
     except Exception as error:  # Keras and TF raise many types for a bad model
-        print(f"{PROG}: {args.model}: cannot load model: {error}", file=sys.stderr)
+        detail = str(error) if args.model in str(error) else f"{args.model}: {error}"
+        print(f"{PROG}: cannot load the model: {detail}", file=sys.stderr)
         return 2
     options = PipelineOptions(["--runner", args.runner, *args.extra_args])
     started = time.monotonic()
