@@ -155,7 +155,7 @@ def test_arguments_are_checked_before_the_job(inputs, model_path, tmp_path, caps
         main(["upscale", str(inputs), "--output-dir", str(tmp_path), "--noise", "0", "--direct_num_workers", "2"])
 
 
-def test_handler_takes_amplitude_and_seed_from_inference_args(model_path):
+def test_handler_takes_amplitude_seed_and_precision_from_inference_args(model_path):
     handler = UpscaleModelHandler(model_path, noise_amplitude=0.0, seed=1)
     model = handler.load_model()
     image = _pattern(8, 9, 3, 5).astype("float32")
@@ -164,6 +164,9 @@ def test_handler_takes_amplitude_and_seed_from_inference_args(model_path):
     np.testing.assert_array_equal(result.inference, upscale(image, model, noise_amplitude=0.7, seed=11))
     (plain,) = handler.run_inference([image], model)
     np.testing.assert_array_equal(plain.inference, upscale(image, model, noise_amplitude=0.0, seed=1))
+    (bf16,) = handler.run_inference([image], model, {"precision": "bfloat16"})
+    np.testing.assert_array_equal(bf16.inference, upscale(image, model, seed=1, precision="bfloat16"))
+    assert np.abs(bf16.inference - plain.inference).max() > 0  # really another precision
     assert handler.batch_elements_kwargs()["max_batch_size"] == 1
     with pytest.raises(ValueError, match="unknown inference_args"):
         handler.validate_inference_args({"noise": 0.5})

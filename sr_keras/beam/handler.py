@@ -9,8 +9,6 @@ threads of a process) and upscales each image on its own through
 `sr-keras upscale`: for the same seed, the same pixels.
 """
 
-import inspect
-
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from sr_keras.beam.models import load_generator
@@ -21,10 +19,6 @@ from sr_keras.upscale import upscale
 INFERENCE_ARGS = ("noise_amplitude", "seed", "precision")
 
 
-def _upscale_accepts(name):
-    return name in inspect.signature(upscale).parameters
-
-
 class UpscaleModelHandler(ModelHandler):
     """Examples are `ImageData` (from `sr_keras.io.images`) or (H, W, C) arrays in [0, 1]; inferences are the
     float32 (sH, sW, C) upscaled arrays.
@@ -32,7 +26,8 @@ class UpscaleModelHandler(ModelHandler):
     * `model`: a model name ("x4"), a `.keras` file or an exported SavedModel folder (see `load_generator`).
     * `noise_amplitude`, `seed`: as in `sr_keras.upscale`; a fixed seed makes each output depend only on
       (model, amplitude, seed, image), so Beam's retries rewrite identical files.
-    * `precision`: passed to `sr_keras.upscale` when that function accepts it; None leaves its default.
+    * `precision`: "float32", "bfloat16" or "auto" (see `sr_keras.precision`); None runs the model as loaded.
+      Give a concrete one for runs on several machines: "auto" looks at each worker's hardware.
     * `tile`, `overlap`, `memory_budget`: as in `sr_keras.upscale`. Give `memory_budget` (or a tile size) for
       runs on several machines, so the tiling does not depend on a worker's free memory.
     """
@@ -53,15 +48,10 @@ class UpscaleModelHandler(ModelHandler):
         unknown = sorted(set(inference_args or {}) - set(INFERENCE_ARGS))
         if unknown:
             raise ValueError(f"unknown inference_args {unknown}; accepted: {list(INFERENCE_ARGS)}")
-        if (inference_args or {}).get("precision") is not None and not _upscale_accepts("precision"):
-            raise ValueError("precision is not supported by this version of sr_keras.upscale")
 
     def upscale_kwargs(self, inference_args=None):
         """The keyword arguments every image is upscaled with: the handler's, overridden by `inference_args`."""
-        options = {**self._defaults, **(inference_args or {})}
-        if options["precision"] is None:
-            del options["precision"]
-        return {**options, **self._tiling}
+        return {**self._defaults, **(inference_args or {}), **self._tiling}
 
     def run_inference(self, batch, model, inference_args=None):
         kwargs = self.upscale_kwargs(inference_args)

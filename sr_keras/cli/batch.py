@@ -11,6 +11,7 @@ import time
 
 from sr_keras.cli.upscale import _bytes_arg, _quality, _tile_arg
 from sr_keras.io.images import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
+from sr_keras.precision import PRECISIONS
 from sr_keras.tiling import DEFAULT_OVERLAP
 
 PROG = "sr-keras batch"
@@ -46,6 +47,9 @@ def add_parser(subparsers, name):
                         "available on the machine that launches the job, used by every worker)")
     p.add_argument("--tile-overlap", type=int, default=DEFAULT_OVERLAP,
                    help=f"LR pixels shared by neighbouring tiles (default {DEFAULT_OVERLAP})")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="compute precision; 'auto' (default) is decided on the launching machine, as in "
+                        "`sr-keras upscale` (bfloat16 where it runs fast), and used by every worker")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help="refuse inputs with more pixels (decompression bombs; default %(default)s)")
@@ -72,14 +76,16 @@ def _check_arguments(args):
 def _handler(args):
     """The model handler for these flags; loads the model here once, so a bad model fails before the job starts."""
     from sr_keras.beam import UpscaleModelHandler, load_generator
+    from sr_keras.precision import resolve
     from sr_keras.tiling import default_memory_budget
 
     generator = load_generator(args.model)
     if not all(hasattr(generator, a) for a in ("scale", "levels", "padding")):
         raise TypeError(f"not an MGBPGenerator ({type(generator).__name__})")
-    # One budget for every worker, so an image's tiles (and so its pixels) never depend on where it runs.
+    # One budget and one precision for every worker, so an image's pixels never depend on where it runs.
     budget = args.memory_budget or default_memory_budget()
-    return UpscaleModelHandler(args.model, noise_amplitude=args.noise, seed=args.seed, tile=args.tile or None,
+    return UpscaleModelHandler(args.model, noise_amplitude=args.noise, seed=args.seed,
+                               precision=resolve(args.precision), tile=args.tile or None,
                                overlap=args.tile_overlap, memory_budget=budget)
 
 
