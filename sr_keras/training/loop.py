@@ -65,7 +65,9 @@ def build_gan(cfg, sample_lr_size):
         if weights is None:
             logger.warning(why_off)
         else:
-            contextual = ContextualLoss(VGGFeatures(weights=weights), band_width=cfg.contextual_band_width,
+            # VGG16 follows the precision policy; the contextual loss casts its features to float32.
+            contextual = ContextualLoss(VGGFeatures(weights=weights, dtype=policy),
+                                        band_width=cfg.contextual_band_width,
                                         max_positions=cfg.contextual_max_positions)
             logger.info("contextual (perceptual) loss ON, VGG16 weights: %s", weights)
     gan = SRGAN(generator, discriminator, contextual=contextual, reconstruction_weight=cfg.lambda_rec,
