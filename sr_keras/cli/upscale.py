@@ -279,14 +279,14 @@ def _check_arguments(args, prog):
 def _model_or_error(args, prog):
     """(model, None) or (None, an error message)."""
     from sr_keras.precision import with_precision
-    from sr_keras.upscale import NoDefaultModel, default_model
+    from sr_keras.upscale import NoDefaultModel, default_model, is_generator
     from sr_keras.zoo import ModelUnavailable, resolve_model
 
     try:
         model = default_model() if args.model is None else resolve_model(args.model)
     except (NoDefaultModel, ModelUnavailable) as error:
         return None, f"{prog}: {error}"
-    if not all(hasattr(model, a) for a in ("scale", "levels", "padding")):
+    if not is_generator(model):
         return None, f"{prog}: {args.model}: not an MGBPGenerator ({type(model).__name__})"
     return with_precision(model, args.precision), None
 
