@@ -13,6 +13,7 @@ import warnings
 import zlib
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sr_keras.io.atomic import atomic_output_path
@@ -76,8 +77,6 @@ def _convert(image, path):
 
 def _read_16bit_png_rgb(path):
     """PIL reads 16-bit RGB(A) PNGs as 8-bit; decode those through TensorFlow to keep the precision."""
-    import tensorflow as tf
-
     data = tf.io.read_file(path)
     array = tf.io.decode_png(data, dtype=tf.uint16).numpy()
     return array.astype("float32") / 65535.0
@@ -189,8 +188,6 @@ def write_png(path, pixels, bit_depth=8, icc_profile=None):
     array = _quantise(pixels, bit_depth)
     icc_profile = _fitting_profile(icc_profile, pixels.shape[-1])
     if bit_depth == 16:
-        import tensorflow as tf
-
         data = tf.io.encode_png(array).numpy()
         if icc_profile:
             data = _with_iccp_chunk(data, icc_profile)
