@@ -12,7 +12,6 @@ the Keras metrics compute the same numbers in graph mode for `model.fit`.
 import keras
 import numpy as np
 import tensorflow as tf
-from scipy.signal import correlate2d
 
 from sr_keras.ops.color import rgb_to_y, rgb_to_y_tf
 
@@ -52,6 +51,8 @@ def gaussian_window(size=SSIM_WINDOW, sigma=SSIM_SIGMA):
 
 
 def _filter_valid(image, window):
+    from scipy.signal import correlate2d  # about a second to import; only the NumPy SSIM needs it
+
     return correlate2d(image, window, mode="valid")
 
 
