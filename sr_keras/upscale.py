@@ -208,7 +208,7 @@ def is_generator(model):
     return all(hasattr(model, attribute) for attribute in GENERATOR_ATTRIBUTES)
 
 
-def load_generator(model=None):
+def _checked_generator(model=None):
     """`model` (an MGBPGenerator, a model name or a .keras path; None: the bundled one) as a generator."""
     model = default_model() if model is None else resolve_model(model)
     if not is_generator(model):
@@ -274,7 +274,7 @@ def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", ove
     Returns float32 (sH, sW, C) or (N, sH, sW, C), clipped to [0, 1] unless
     `clip=False`.
     """
-    model = at_precision(load_generator(model), precision)
+    model = at_precision(_checked_generator(model), precision)
     array, single = _as_batch(images)
     n, h, w, channels = array.shape
     overlap = int(overlap)
