@@ -31,17 +31,12 @@ def _srgb_profile():
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
+def model_path(tmp_path_factory, tiny_generator):
     """A tiny generator with a damped residual (output = near-bicubic + a little detail and noise)."""
     import keras
-    from conftest import TINY
-
-    from sr_keras import MGBPGenerator
 
     keras.utils.set_random_seed(7)
-    model = MGBPGenerator(scale=4, **TINY)
-    kernel = model.synthesis.conv4.kernel
-    kernel.assign(kernel * 0.02)
+    model = tiny_generator(residual_scale=0.02)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     model.save(path)
     return str(path)

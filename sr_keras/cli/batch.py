@@ -78,9 +78,10 @@ def _handler(args):
     from sr_keras.beam import UpscaleModelHandler, load_generator
     from sr_keras.precision import resolve
     from sr_keras.tiling import default_memory_budget
+    from sr_keras.upscale import is_generator
 
     generator = load_generator(args.model)
-    if not all(hasattr(generator, a) for a in ("scale", "levels", "padding")):
+    if not is_generator(generator):
         raise TypeError(f"not an MGBPGenerator ({type(generator).__name__})")
     # One budget and one precision for every worker, so an image's pixels never depend on where it runs.
     budget = args.memory_budget or default_memory_budget()

@@ -14,6 +14,7 @@ import warnings
 import zlib
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sr_keras.io.atomic import atomic_output_path
@@ -77,8 +78,6 @@ def _convert(image, path):
 
 def _read_16bit_png_rgb(data):
     """PIL reads 16-bit RGB(A) PNGs as 8-bit; decode those through TensorFlow to keep the precision."""
-    import tensorflow as tf
-
     array = tf.io.decode_png(data, dtype=tf.uint16).numpy()
     return array.astype("float32") / 65535.0
 
@@ -194,8 +193,6 @@ def _encode_png(pixels, bit_depth, icc_profile):
     array = _quantise(pixels, bit_depth)
     icc_profile = _fitting_profile(icc_profile, pixels.shape[-1])
     if bit_depth == 16:
-        import tensorflow as tf
-
         data = tf.io.encode_png(array).numpy()
         return _with_iccp_chunk(data, icc_profile) if icc_profile else data
     image = Image.fromarray(array[..., 0] if pixels.shape[-1] == 1 else array)
