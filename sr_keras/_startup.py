@@ -3,8 +3,8 @@
 TensorFlow writes several lines to stderr while it is imported (oneDNN and CPU
 feature notices), some of them before absl logging is set up, so that
 TF_CPP_MIN_LOG_LEVEL, which we also set, does not hold them back (TF 2.19+).
-The command therefore imports TensorFlow with file descriptor 2 pointed at
-/dev/null. `sr_keras/__init__` imports TensorFlow, so it calls this first;
+The command therefore imports TensorFlow, and makes its first device query, with file
+descriptor 2 pointed at /dev/null. `sr_keras/__init__` imports TensorFlow, so it calls this first;
 `import sr_keras` in any other program is left alone.
 """
 
@@ -41,4 +41,8 @@ def quiet_tensorflow_start():
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _stderr_silenced():
-        import tensorflow  # noqa: F401
+        import tensorflow
+
+        # The first device query initialises CUDA, which a GPU build without a GPU reports as an
+        # error line ("failed call to cuInit"); TensorFlow keeps the answer, so later queries are quiet.
+        tensorflow.config.list_physical_devices("GPU")
