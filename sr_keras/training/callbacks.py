@@ -89,6 +89,23 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StopAfterSeconds(keras.callbacks.Callback):
+    """End training once `seconds` have passed since this process's fit began (a time budget)."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = float(seconds)
+        self._t0 = None
+
+    def on_train_begin(self, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self._t0 >= self.seconds:
+            logger.info("time budget of %.0f s reached at step %d", self.seconds, self.model.step)
+            self.model.stop_training = True
+
+
 def _format_logs(logs, keys=None):
     items = [(k, v) for k, v in (logs or {}).items() if keys is None or k in keys]
     return "  ".join(f"{k} {float(v):.4g}" for k, v in items)
