@@ -116,6 +116,14 @@ def test_time_budget_stops_training_only_once_spent():
         assert model.stop_training is stops
 
 
+def test_progress_eta_keeps_the_hours():
+    from sr_keras.training.callbacks import format_duration
+
+    assert format_duration(66299.6) == "18:25:00"  # 20,000 steps at 0.3 steps/s
+    assert format_duration(59) == "0:00:59"
+    assert format_duration(90061) == "25:01:01"
+
+
 # -- init_generator --------------------------------------------------------------------
 
 
