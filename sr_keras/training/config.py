@@ -25,7 +25,8 @@ FIELDS = {
     "steps": (1000, "total generator steps (counted across resumes)."),
     "steps_per_epoch": (100, "steps between validations."),
     "time_budget": (0.0, "stop training after this many seconds of this process's fit, then checkpoint, "
-                         "validate and export as at --steps (0 = no limit; for comparisons at equal time)."),
+                         "validate and export as at --steps (0 = no limit; for comparisons at equal time; "
+                         "single-process runs: multi_worker workers would each stop at their own step)."),
     "warmup_steps": (0, "reconstruction-only steps (no discriminator) before the GAN phase."),
     # generator
     "filters": (48, "generator feature width."),
