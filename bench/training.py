@@ -59,9 +59,20 @@ def pipeline_rate(ds, batches, batch_size):
     return batches * batch_size / (time.perf_counter() - t0)
 
 
-def make_gan(spec, contextual, precision):
+def make_contextual(perceptual, policy):
+    """The contextual loss as train_main builds it (VGG16 under the policy), or None when off."""
+    if perceptual is None:
+        return None
+    from sr_keras.losses import ContextualLoss, VGGFeatures
+
+    weights, max_positions = perceptual
+    return ContextualLoss(VGGFeatures(weights=weights, dtype=policy), max_positions=max_positions)
+
+
+def make_gan(spec, perceptual, precision):
     keras.utils.set_random_seed(0)
     policy = dtype_policy(precision)
+    contextual = make_contextual(perceptual, policy)
     g = MGBPGenerator(scale=4, dtype=policy, **spec["generator"])
     d = MultiScaleDiscriminator(2, dtype=policy, **spec["discriminator"])
     gan = SRGAN(g, d, contextual=contextual)
@@ -70,11 +81,11 @@ def make_gan(spec, contextual, precision):
     return gan
 
 
-def bench(name, spec, data, steps, contextual, precisions=("float32",), rounds=1):
+def bench(name, spec, data, steps, perceptual, precisions=("float32",), rounds=1):
     """One JSON line per precision: the best of `rounds` rounds of `steps` steps, precisions alternating."""
     ds = training_dataset(data, scale=4, patch_size=spec["patch_size"], batch_size=spec["batch_size"], seed=0,
                           cache=True)
-    gans = {p: make_gan(spec, contextual, p) for p in precisions}
+    gans = {p: make_gan(spec, perceptual, p) for p in precisions}
     for gan in gans.values():
         gan.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)  # trace + fill the cache
     best = dict.fromkeys(precisions, 0.0)
@@ -90,7 +101,7 @@ def bench(name, spec, data, steps, contextual, precisions=("float32",), rounds=1
         line = {"config": name, "precision": precision, "generator_params": gan.generator.count_params(),
                 "discriminator_params": gan.discriminator.count_params(),
                 "patch_size": spec["patch_size"], "batch_size": spec["batch_size"],
-                "perceptual": contextual is not None, "train_steps_per_s": round(best[precision], 3),
+                "perceptual": perceptual is not None, "train_steps_per_s": round(best[precision], 3),
                 "train_patches_per_s": round(train_patches, 2), "pipeline_patches_per_s": round(pipe, 1),
                 "pipeline_to_train_ratio": round(pipe / train_patches, 1),
                 "device": "GPU" if tf.config.list_physical_devices("GPU") else f"CPU x{os.cpu_count()}",
@@ -116,14 +127,9 @@ def main():
     args = parser.parse_args()
     precisions = tuple(dict.fromkeys(resolve(p.strip()) for p in args.precision.split(",") if p.strip()))
     data = args.data or default_data()
-    contextual = None
-    if args.perceptual_weights:
-        from sr_keras.losses import ContextualLoss, VGGFeatures
-
-        contextual = ContextualLoss(VGGFeatures(weights=args.perceptual_weights),
-                                    max_positions=args.contextual_max_positions)
+    perceptual = (args.perceptual_weights, args.contextual_max_positions) if args.perceptual_weights else None
     for name in args.configs:
-        for line in bench(name, CONFIGS[name], data, args.steps, contextual, precisions, args.rounds):
+        for line in bench(name, CONFIGS[name], data, args.steps, perceptual, precisions, args.rounds):
             print(json.dumps(line), flush=True)
 
 

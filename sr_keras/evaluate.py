@@ -21,6 +21,7 @@ import numpy as np
 from sr_keras.io.atomic import atomic_output_path
 from sr_keras.io.images import SUPPORTED_EXTENSIONS, ImageReadError, read_image
 from sr_keras.metrics.distortion import psnr_y, ssim_y
+from sr_keras.metrics.lpips import lpips_distance
 from sr_keras.metrics.niqe import BLOCK_SIZE, niqe
 from sr_keras.ops.imresize import imresize, round_half_away
 
@@ -114,8 +115,6 @@ def quantize(image):
 
 
 def score(hr, sr, scale, lpips_model, niqe_params):
-    from sr_keras.metrics.lpips import lpips_distance
-
     niqe_value = float("nan")
     if min(sr.shape[:2]) - 2 * scale >= BLOCK_SIZE:
         niqe_value = niqe(sr, niqe_params, shave=scale)

@@ -6,6 +6,7 @@ widened by the scale factor) when shrinking, plain bicubic when enlarging.
 """
 
 import numpy as np
+import tensorflow as tf
 
 
 def output_size(height, width, scale, even=False):
@@ -19,8 +20,6 @@ def output_size(height, width, scale, even=False):
 
 def resize_result(pixels, height, width):
     """(H, W, C) or (N, H, W, C) floats in [0, 1] resized to height x width, clipped to [0, 1]."""
-    import tensorflow as tf
-
     array = np.asarray(pixels, dtype="float32")
     if array.shape[-3:-1] == (height, width):
         return array

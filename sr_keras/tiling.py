@@ -13,6 +13,7 @@ per-pixel slope, times a safety factor for what that misses (parallel ops,
 oneDNN's reordered copies, allocator slack).
 """
 
+import dataclasses
 import math
 import os
 import weakref
@@ -99,6 +100,47 @@ def blend_weights(starts, tile, size, overlap, scale):
             w *= 1.0 - _ramp(x, centre - width / 2.0, width)
         weights.append(w)
     return weights
+
+
+@dataclasses.dataclass(frozen=True)
+class TileWindow:
+    """One tile: LR rows [y0, y1) and columns [x0, x1), read from arrays padded by `pad`.
+
+    `written_rows` / `written_cols`: LR rows above and columns left of these
+    are covered by earlier tiles (in raster order), so output there is added
+    to, not assigned.
+    """
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    pad: int
+    weight_y: np.ndarray
+    weight_x: np.ndarray
+    written_rows: int
+    written_cols: int
+
+    def cut(self, padded, factor=1):
+        """This tile's part of a padded (N, H, W, C) array at `factor` times the LR resolution."""
+        pad = self.pad
+        return padded[:, factor * self.y0:factor * (self.y1 + 2 * pad), factor * self.x0:factor * (self.x1 + 2 * pad)]
+
+
+def tile_windows(height, width, tile_h, tile_w, overlap, pad, scale):
+    """The `TileWindow`s covering a height x width LR image, in raster order, with their HR blend weights."""
+    ys, xs = tile_starts(height, tile_h, overlap), tile_starts(width, tile_w, overlap)
+    weights_y = blend_weights(ys, tile_h, height, overlap, scale)
+    weights_x = blend_weights(xs, tile_w, width, overlap, scale)
+    windows, previous_y1 = [], 0
+    for y0, weight_y in zip(ys, weights_y, strict=True):
+        y1, previous_x1 = min(y0 + tile_h, height), 0
+        for x0, weight_x in zip(xs, weights_x, strict=True):
+            x1 = min(x0 + tile_w, width)
+            windows.append(TileWindow(y0, y1, x0, x1, pad, weight_y, weight_x, previous_y1, previous_x1))
+            previous_x1 = x1
+        previous_y1 = y1
+    return windows
 
 
 # -- memory ----------------------------------------------------------------------

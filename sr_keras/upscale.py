@@ -26,8 +26,8 @@ import tensorflow as tf
 
 from sr_keras.models.generator import reflect_pad
 from sr_keras.precision import model_precision, resolve, with_precision
-from sr_keras.tiling import DEFAULT_OVERLAP, balanced_tile, blend_weights, plan_tiles, tile_starts
-from sr_keras.zoo import resolve_model
+from sr_keras.tiling import DEFAULT_OVERLAP, balanced_tile, plan_tiles, tile_windows
+from sr_keras.zoo import pretrained, resolve_model
 
 
 class NoDefaultModel(RuntimeError):
@@ -40,8 +40,6 @@ def default_model():
 
     Loaded once per process: repeated API calls reuse it (and its traced function).
     """
-    from sr_keras.zoo import pretrained
-
     try:
         return pretrained("x4")
     except (FileNotFoundError, ValueError, OSError) as error:
@@ -101,27 +99,77 @@ def _weighted(sr, weight_y, weight_x):
     return sr * (weight_y[:, None] * weight_x[None, :])[None, :, :, None]
 
 
-def _accumulate(output, tile, top, left, written_rows, written_cols):
-    """Add `tile` into `output` at (top, left), assigning where nothing is written yet.
-
-    Written so far: rows above `written_rows`, and columns left of `written_cols`.
-    """
-    fresh_top, fresh_left = max(written_rows - top, 0), max(written_cols - left, 0)
+def _accumulate(output, tile, window, scale):
+    """Add a weighted HR `tile` into `output` at `window`, assigning where no earlier tile has written."""
+    top, left = window.y0 * scale, window.x0 * scale
+    fresh_top = max(window.written_rows * scale - top, 0)
+    fresh_left = max(window.written_cols * scale - left, 0)
     height, width = tile.shape[1:3]
     output[:, top:top + fresh_top, left:left + width] += tile[:, :fresh_top]
     output[:, top + fresh_top:top + height, left:left + fresh_left] += tile[:, fresh_top:, :fresh_left]
     output[:, top + fresh_top:top + height, left + fresh_left:left + width] = tile[:, fresh_top:, fresh_left:]
 
 
+def _run_windows(run, windows, padded, amplitude, noise, height, width, scale, on_tile=None):
+    """The network over every window of the padded inputs, cross-faded into one (N, sH, sW, 3) output."""
+    total = len(windows)
+    # Every output pixel is first written by the first tile (in raster order) covering it, so
+    # the buffer needs no zeroing: each tile assigns the part that no earlier tile reached
+    # (rows past the previous tile row, columns past the previous tile) and adds the rest.
+    output = np.empty((len(padded), height * scale, width * scale, 3), "float32") if total > 1 else None
+    for done, window in enumerate(windows, start=1):
+        maps = [tf.constant(window.cut(level_noise, 2**level)) for level, level_noise in enumerate(noise)]
+        sr = run(tf.constant(window.cut(padded)), tf.constant(window.cut(amplitude)), maps)
+        if total == 1:
+            output = sr.numpy()
+        else:
+            _accumulate(output, np.asarray(_weighted(sr, window.weight_y, window.weight_x)), window, scale)
+        if on_tile is not None:
+            on_tile(done, total)
+    return output
+
+
+# -- inputs: images, amplitude, noise ----------------------------------------------
+
+
+def _as_batch(images):
+    """`images` as an (N, H, W, C) float32 batch, and whether it was a single image."""
+    array = np.asarray(images, dtype="float32")
+    single = array.ndim == 3
+    if single:
+        array = array[None]
+    if array.ndim != 4 or array.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"images must be (H, W, C) or (N, H, W, C) with C in 1..4, got {np.shape(images)}")
+    if array.shape[1] == 0 or array.shape[2] == 0:
+        raise ValueError(f"images have zero size {array.shape[1]}x{array.shape[2]}")
+    return array, single
+
+
+def split_channels(batch):
+    """(RGB, alpha) of an (N, H, W, C) batch: grey (C = 1, 2) replicated to RGB; alpha (C = 2, 4) or None."""
+    channels = batch.shape[-1]
+    rgb = batch[..., :3] if channels >= 3 else np.repeat(batch[..., :1], 3, axis=-1)
+    alpha = batch[..., -1:] if channels in (2, 4) else None
+    return rgb, alpha
+
+
+def merge_channels(rgb, alpha, channels):
+    """The network's RGB output back as `channels`: grey as the channel mean, alpha resized bicubically to it."""
+    if channels in (1, 2):
+        rgb = rgb.mean(axis=-1, keepdims=True)
+    if alpha is not None:
+        alpha = tf.image.resize(alpha, rgb.shape[1:3], method="bicubic").numpy()
+        rgb = np.concatenate([rgb, alpha], axis=-1)
+    return rgb
+
+
 def _amplitude_map(noise_amplitude, batch, height, width):
-    """Normalise a scalar, (N,), (H, W), (H, W, 1) or (N, H, W, 1) amplitude to (N, H, W, 1)."""
+    """A scalar, (N,), (H, W), (H, W, 1) or (N, H, W, 1) amplitude as an (N, H, W, 1) map."""
     a = np.asarray(noise_amplitude, dtype="float32")
-    if a.ndim == 0:
-        return None, np.full((batch,), float(a), "float32")
-    if a.ndim == 1:
-        if a.shape[0] not in (1, batch):
+    if a.ndim <= 1:
+        if a.ndim == 1 and a.shape[0] not in (1, batch):
             raise ValueError(f"noise_amplitude has {a.shape[0]} values for {batch} images")
-        return None, np.broadcast_to(a, (batch,)).astype("float32")
+        return np.broadcast_to(a.reshape(-1, 1, 1, 1), (batch, height, width, 1))
     if a.ndim == 2:
         a = a[None, :, :, None]
     elif a.ndim == 3:
@@ -131,16 +179,44 @@ def _amplitude_map(noise_amplitude, batch, height, width):
             f"a per-pixel noise_amplitude must be (H, W[, 1]) or (N, H, W, 1) at the input size "
             f"{height}x{width}; got {np.shape(noise_amplitude)}"
         )
-    return np.broadcast_to(a, (batch, height, width, 1)), None
+    return np.broadcast_to(a, (batch, height, width, 1))
 
 
-def _check_model(model):
-    for attribute in ("scale", "levels", "padding"):
-        if not hasattr(model, attribute):
-            raise TypeError(
-                f"upscale needs an MGBPGenerator (or a model with .scale, .levels, .padding); "
-                f"got {type(model).__name__}"
-            )
+def _noise_maps(model, batch, height, width, seed, shared, noisy):
+    """Per-level noise over the whole padded image, (N, 2^l (H + 2p), 2^l (W + 2p), 1).
+
+    Drawn for `seed` (a fresh one if None) when `noisy`, else zeros that take
+    no memory until a tile is cut from them.
+    """
+    if not noisy:
+        pad = 2 * model.padding
+        return [np.broadcast_to(np.float32(0), (batch, 2**level * (height + pad), 2**level * (width + pad), 1))
+                for level in range(model.levels)]
+    if seed is None:
+        seed = int(np.random.default_rng().integers(0, 2**31 - 1))
+    maps = model.seeded_noise(1 if shared else batch, height, width, seed)
+    return [np.broadcast_to(m.numpy(), (batch, *m.shape[1:])) for m in maps]
+
+
+# -- the model check, shared with the CLI --------------------------------------------
+
+GENERATOR_ATTRIBUTES = ("scale", "levels", "padding")
+
+
+def is_generator(model):
+    """Whether `upscale` can run `model`: an MGBPGenerator, or any model with its .scale, .levels and .padding."""
+    return all(hasattr(model, attribute) for attribute in GENERATOR_ATTRIBUTES)
+
+
+def _checked_generator(model=None):
+    """`model` (an MGBPGenerator, a model name or a .keras path; None: the bundled one) as a generator."""
+    model = default_model() if model is None else resolve_model(model)
+    if not is_generator(model):
+        raise TypeError(
+            f"upscale needs an MGBPGenerator (or a model with .scale, .levels, .padding); "
+            f"got {type(model).__name__}"
+        )
+    return model
 
 
 def check_tile(tile, overlap, names=("tile", "overlap")):
@@ -198,81 +274,21 @@ def upscale(images, model=None, noise_amplitude=0.0, seed=None, tile="auto", ove
     Returns float32 (sH, sW, C) or (N, sH, sW, C), clipped to [0, 1] unless
     `clip=False`.
     """
-    model = default_model() if model is None else resolve_model(model)
-    _check_model(model)
-    model = at_precision(model, precision)
-    array = np.asarray(images, dtype="float32")
-    single = array.ndim == 3
-    if single:
-        array = array[None]
-    if array.ndim != 4 or array.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(f"images must be (H, W, C) or (N, H, W, C) with C in 1..4, got {np.shape(images)}")
-    n, h, w, c = array.shape
-    if h == 0 or w == 0:
-        raise ValueError(f"images have zero size {h}x{w}")
+    model = at_precision(_checked_generator(model), precision)
+    array, single = _as_batch(images)
+    n, h, w, channels = array.shape
     overlap = int(overlap)
-    colour = array[..., :3] if c >= 3 else np.repeat(array[..., :1], 3, axis=-1)
-    alpha = array[..., -1:] if c in (2, 4) else None
+    rgb, alpha = split_channels(array)
     tile_h, tile_w = resolve_tile(model, n, h, w, tile, overlap, memory_budget)
-
-    amplitude_map, amplitude_vector = _amplitude_map(noise_amplitude, n, h, w)
-    noisy = amplitude_map is not None or np.any(amplitude_vector != 0)
-    if seed is None and noisy:
-        seed = int(np.random.default_rng().integers(0, 2**31 - 1))
-    noise = None
-    if noisy:
-        noise = [m.numpy() for m in model.seeded_noise(1 if shared_noise else n, h, w, seed)]
-        noise = [np.broadcast_to(m, (n, *m.shape[1:])) for m in noise]
-
-    s, p = model.scale, model.padding
-    # Tiles are cut from the padded image: tile [y0, y1) reads padded rows [y0, y1 + 2p).
-    padded = reflect_pad(tf.constant(colour), p).numpy()
-    if amplitude_map is not None:
-        padded_amplitude = reflect_pad(tf.constant(amplitude_map), p).numpy()
-    run = _runner(model)
-    ys, xs = tile_starts(h, tile_h, overlap), tile_starts(w, tile_w, overlap)
-    wy = blend_weights(ys, tile_h, h, overlap, s)
-    wx = blend_weights(xs, tile_w, w, overlap, s)
-    total, done = len(ys) * len(xs), 0
-    # Every output pixel is first written by the first tile (in raster order) covering it, so
-    # the buffer needs no zeroing: each tile assigns the part that no earlier tile reached
-    # (rows past the previous tile row, columns past the previous tile) and adds the rest.
-    output = np.empty((n, h * s, w * s, 3), dtype="float32") if total > 1 else None
-    previous_y1 = 0
-    for y0, weight_y in zip(ys, wy, strict=True):
-        y1 = min(y0 + tile_h, h)
-        previous_x1 = 0
-        for x0, weight_x in zip(xs, wx, strict=True):
-            x1 = min(x0 + tile_w, w)
-            window = (slice(None), slice(y0, y1 + 2 * p), slice(x0, x1 + 2 * p))
-            if amplitude_map is not None:
-                amp = padded_amplitude[window]
-            else:
-                amp = np.broadcast_to(amplitude_vector[:, None, None, None],
-                                      (n, y1 - y0 + 2 * p, x1 - x0 + 2 * p, 1))
-            if noise is not None:
-                maps = [m[:, 2**lv * y0:2**lv * (y1 + 2 * p), 2**lv * x0:2**lv * (x1 + 2 * p)]
-                        for lv, m in enumerate(noise)]
-            else:
-                maps = [np.zeros((n, 2**lv * (y1 - y0 + 2 * p), 2**lv * (x1 - x0 + 2 * p), 1), "float32")
-                        for lv in range(model.levels)]
-            sr = run(tf.constant(padded[window]), tf.constant(amp, tf.float32), [tf.constant(m) for m in maps])
-            if total == 1:
-                output = sr.numpy()
-            else:
-                _accumulate(output, np.asarray(_weighted(sr, weight_y, weight_x)), y0 * s, x0 * s,
-                            previous_y1 * s, previous_x1 * s)
-            previous_x1 = x1
-            done += 1
-            if on_tile is not None:
-                on_tile(done, total)
-        previous_y1 = y1
-
-    if c in (1, 2):
-        output = output.mean(axis=-1, keepdims=True)
-    if alpha is not None:
-        upscaled_alpha = tf.image.resize(alpha, (h * s, w * s), method="bicubic").numpy()
-        output = np.concatenate([output, upscaled_alpha], axis=-1)
+    amplitude = _amplitude_map(noise_amplitude, n, h, w)
+    noise = _noise_maps(model, n, h, w, seed, shared_noise, noisy=bool(np.any(amplitude != 0)))
+    # Tiles are cut from the padded inputs: tile rows [y0, y1) read padded rows [y0, y1 + 2p).
+    pad = model.padding
+    padded = reflect_pad(tf.constant(rgb), pad).numpy()
+    padded_amplitude = reflect_pad(tf.constant(amplitude), pad).numpy()
+    windows = tile_windows(h, w, tile_h, tile_w, overlap, pad, model.scale)
+    output = _run_windows(_runner(model), windows, padded, padded_amplitude, noise, h, w, model.scale, on_tile)
+    output = merge_channels(output, alpha, channels)
     if clip:
         np.clip(output, 0.0, 1.0, out=output)
     return output[0] if single else output

@@ -21,10 +21,12 @@ import warnings
 
 import av
 import numpy as np
+import tensorflow as tf
 
 from sr_keras.io.atomic import atomic_output_path
 from sr_keras.resize import output_size, resize_result
 from sr_keras.tiling import DEFAULT_OVERLAP, default_memory_budget, plan_tiles
+from sr_keras.upscale import upscale
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".mpg", ".mpeg", ".flv",
                     ".wmv")
@@ -73,8 +75,6 @@ def is_video(path):
 def frames_per_batch(model, height, width, memory_budget=None):
     """How many frames to upscale at once: 1 on a CPU, where batching gains nothing (docs/upscale.md);
     on a GPU as many as fit the budget in one untiled pass, up to MAX_BATCH."""
-    import tensorflow as tf
-
     if not tf.config.list_logical_devices("GPU"):
         return 1
     budget = default_memory_budget() if memory_budget is None else memory_budget
@@ -170,8 +170,6 @@ class _FrameUpscaler:
         self.frames_done = 0
 
     def __call__(self, frames):
-        from sr_keras.upscale import upscale
-
         peak_in = 255.0 if self.rgb_in == "rgb24" else 65535.0
         batch = np.stack([f.to_ndarray(format=self.rgb_in) for f in frames]).astype("float32") / peak_in
         seed = self.seed + self.frames_done if self.noise.per_frame else self.seed

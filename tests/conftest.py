@@ -2,6 +2,8 @@
 
 import os
 import pathlib
+import struct
+import zlib
 
 import pytest
 
@@ -52,15 +54,26 @@ TINY = dict(filters=8, growth=4, analysis_depth=1, upscaling_depth=1, downscalin
             synthesis_depth=1, mu=1, padding=2)
 
 
-@pytest.fixture
-def tiny_generator():
-    """A generator with a few thousand parameters: the published topology, small widths."""
+def _make_tiny_generator(scale=4, residual_scale=1.0, **overrides):
     from sr_keras import MGBPGenerator
 
-    def make(scale=4, **overrides):
-        return MGBPGenerator(scale=scale, **{**TINY, **overrides})
+    model = MGBPGenerator(scale=scale, **{**TINY, **overrides})
+    if residual_scale != 1.0:
+        kernel = model.synthesis.conv4.kernel
+        kernel.assign(kernel * residual_scale)
+    return model
 
-    return make
+
+@pytest.fixture(scope="session")
+def tiny_generator():
+    """`make(scale=4, residual_scale=1.0, **overrides)`: a fresh generator with a few thousand parameters.
+
+    The published topology at small widths (`overrides` replace any of them).
+    `residual_scale` < 1 damps the residual (output = bicubic-like + a little
+    detail and noise), so outputs are not saturated to 0 or 1, which would hide
+    channel and bit-depth handling.
+    """
+    return _make_tiny_generator
 
 
 @pytest.fixture(autouse=True)
@@ -73,16 +86,108 @@ def _deterministic_weights():
 
 @pytest.fixture(scope="session")
 def tiny_model_file(tmp_path_factory):
-    """A saved tiny generator whose residual is damped (output = bicubic-like + a little detail and noise),
-    so outputs are not saturated; for fast CLI tests."""
+    """A saved tiny generator (seeded, residual damped to 0.02): the model of the fast CLI tests."""
     import keras
 
-    from sr_keras import MGBPGenerator
-
     keras.utils.set_random_seed(1234)
-    model = MGBPGenerator(scale=4, **TINY)
-    kernel = model.synthesis.conv4.kernel
-    kernel.assign(kernel * 0.02)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
+    _make_tiny_generator(residual_scale=0.02).save(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def gentle_tiny(tiny_model_file):
+    """The generator of `tiny_model_file`, loaded: API results equal what the CLI computes with that file."""
+    import keras
+
+    return keras.saving.load_model(tiny_model_file)
+
+
+@pytest.fixture(scope="session")
+def png_header_only():
+    """`write(path, width, height)`: a PNG whose IHDR claims width x height but holds no pixel data
+    (a decompression-bomb shape)."""
+
+    def write(path, width, height):
+        def chunk(kind, data):
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+        ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+    return write
+
+
+# -- a layer round-trip harness (as keras-hub's run_layer_test / run_serialization_test) ----------
+
+
+def _wrapper_class():
+    import keras
+
+    @keras.saving.register_keras_serializable(package="sr_keras_tests")
+    class LayerHolder(keras.Model):
+        """The smallest model around one layer, so the layer can go through a `.keras` file."""
+
+        def __init__(self, layer, **kwargs):
+            super().__init__(**kwargs)
+            self.layer = layer
+
+        def build(self, input_shape):
+            if not self.layer.built:  # on loading; a live layer is built already
+                self.layer.build(input_shape)
+
+        def call(self, x):
+            return self.layer(x)
+
+        def get_config(self):
+            return {**super().get_config(), "layer": keras.saving.serialize_keras_object(self.layer)}
+
+        @classmethod
+        def from_config(cls, config):
+            config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
+            return cls(**config)
+
+    return LayerHolder
+
+
+@pytest.fixture(scope="session")
+def layer_round_trip(tmp_path_factory):
+    """`check(layer_class, init_kwargs, input_shape, dtype=None)`: the layer built from its config, and
+    saved to and loaded from a `.keras` file, gives the same config, dtype policy and output.
+
+    Weights are randomised first (biases start at zero, which would hide a bias that is not restored).
+    Returns the layer's output, for further checks.
+    """
+    import keras
+    import numpy as np
+
+    holder_class = _wrapper_class()
+
+    def check(layer_class, init_kwargs, input_shape, dtype=None):
+        rng = np.random.default_rng(0)
+        x = rng.uniform(0.0, 1.0, input_shape).astype("float32")
+        layer = layer_class(**init_kwargs, dtype=dtype)
+        layer(x)
+        for variable in layer.weights:
+            variable.assign(rng.normal(0.0, 0.2, variable.shape).astype("float32"))
+        expected = keras.ops.convert_to_numpy(layer(x))
+
+        clone = layer_class.from_config(layer.get_config())
+        assert clone.get_config() == layer.get_config()
+        clone(x)
+        assert len(clone.weights) == len(layer.weights)
+        clone.set_weights(layer.get_weights())
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(clone(x)), expected)
+
+        path = tmp_path_factory.mktemp("layer") / f"{layer_class.__name__}.keras"
+        holder = holder_class(layer)
+        holder(x)
+        holder.save(path)
+        loaded = keras.saving.load_model(path).layer
+        assert type(loaded) is layer_class
+        assert loaded.get_config() == layer.get_config()
+        assert loaded.dtype_policy.name == layer.dtype_policy.name
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), expected)
+        return expected
+
+    return check

@@ -167,12 +167,12 @@ def test_cli_precision_flags(tmp_path):
 
 def test_training_builds_both_networks_under_the_policy():
     from sr_keras.training.config import TrainConfig
-    from sr_keras.training.loop import _build
+    from sr_keras.training.loop import build_gan
 
     cfg = TrainConfig(precision="bfloat16", filters=8, growth=4, analysis_depth=1, upscaling_depth=1,
                       downscaling_depth=1, synthesis_depth=1, mu=1, padding=2, d_filters=8, d_depth=1,
                       d_max_filters=16, lambda_per=0.0)
-    gan = _build(cfg, sample_lr_size=8)
+    gan = build_gan(cfg, sample_lr_size=8)
     assert gan.generator.dtype_policy.name == gan.discriminator.dtype_policy.name == "mixed_bfloat16"
     lr = tf.random.uniform((2, 8, 8, 3), seed=1)
     pyramid = [tf.random.uniform((2, 16, 16, 3), seed=2), tf.random.uniform((2, 32, 32, 3), seed=3)]

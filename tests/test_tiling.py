@@ -5,7 +5,6 @@ import itertools
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY
 
 from sr_keras import MGBPGenerator
 from sr_keras.models.generator import reflect_pad
@@ -24,8 +23,8 @@ from sr_keras.upscale import upscale
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return MGBPGenerator(scale=4, **TINY)
+def tiny(tiny_generator):
+    return tiny_generator()
 
 
 @pytest.mark.parametrize("size, tile, overlap", [(256, 192, 32), (1000, 640, 32), (97, 40, 16), (500, 64, 32)])

@@ -25,36 +25,8 @@ def _image(h, w, c=3, seed=0):
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    from conftest import TINY
-
-    from sr_keras import MGBPGenerator
-
-    return MGBPGenerator(scale=4, **TINY)
-
-
-@pytest.fixture(scope="module")
-def gentle_tiny():
-    """A tiny generator whose residual is damped: output = bicubic-like + a little detail/noise.
-
-    Random full-strength residuals saturate most pixels to 0 or 1, which would
-    hide channel and bit-depth handling in the CLI tests.
-    """
-    from conftest import TINY
-
-    from sr_keras import MGBPGenerator
-
-    model = MGBPGenerator(scale=4, **TINY)
-    kernel = model.synthesis.conv4.kernel
-    kernel.assign(kernel * 0.02)
-    return model
-
-
-@pytest.fixture(scope="module")
-def tiny_model_path(gentle_tiny, tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    gentle_tiny.save(path)
-    return str(path)
+def tiny(tiny_generator):
+    return tiny_generator()
 
 
 # -- tile layout -----------------------------------------------------------------
@@ -221,7 +193,7 @@ def test_a_broken_install_names_the_missing_model_file(tmp_path, capsys, monkeyp
     assert not (tmp_path / "out" / "a.png").exists()
 
 
-def test_folder_input_and_modes(tiny_model_path, tmp_path, capsys):
+def test_folder_input_and_modes(tiny_model_file, tmp_path, capsys):
     src = tmp_path / "in"
     src.mkdir()
     _save(src / "b_rgb.png", _u8(10, 12))
@@ -233,7 +205,7 @@ def test_folder_input_and_modes(tiny_model_path, tmp_path, capsys):
     Image.fromarray(np.arange(120, dtype=np.uint16).reshape(10, 12) * 500).save(src / "e_grey16.png")
     (src / "notes.txt").write_text("not an image, not picked up")
     out = tmp_path / "out"
-    assert _upscale_cli(src, "--output-dir", out, "--model", tiny_model_path, "--noise", 0.5, "--seed", 1) == 0
+    assert _upscale_cli(src, "--output-dir", out, "--model", tiny_model_file, "--noise", 0.5, "--seed", 1) == 0
     captured = capsys.readouterr()
     assert "5 written, 0 skipped (exists), 0 failed" in captured.out
     assert "file 5/5" in captured.err  # the progress bar
@@ -249,9 +221,7 @@ def test_folder_input_and_modes(tiny_model_path, tmp_path, capsys):
     assert len(np.unique(grey16.pixels)) > 256  # really uses the 16-bit range
 
 
-def test_bad_inputs_are_named_and_the_rest_still_done(tiny_model_path, tmp_path, capsys):
-    from test_images import _png_header_only
-
+def test_bad_inputs_are_named_and_the_rest_still_done(tiny_model_file, png_header_only, tmp_path, capsys):
     good = _save(tmp_path / "good.png", _u8(8, 8))
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
@@ -262,12 +232,12 @@ def test_bad_inputs_are_named_and_the_rest_still_done(tiny_model_path, tmp_path,
     truncated.write_bytes(truncated.read_bytes()[:400])
     big = _save(tmp_path / "big.png", _u8(40, 40))
     huge = tmp_path / "huge.png"
-    _png_header_only(huge, 70000, 70000)
+    png_header_only(huge, 70000, 70000)
     float_tif = tmp_path / "float.tif"
     Image.fromarray(np.zeros((4, 4), np.float32)).save(float_tif)
     missing = tmp_path / "missing.png"
     inputs = [empty, garbage, truncated, big, huge, float_tif, missing, good]
-    rc = _upscale_cli(*inputs, "--output-dir", tmp_path / "out", "--model", tiny_model_path, "--noise", 0,
+    rc = _upscale_cli(*inputs, "--output-dir", tmp_path / "out", "--model", tiny_model_file, "--noise", 0,
                       "--max-pixels", 1000)
     captured = capsys.readouterr()
     assert rc == 1
@@ -281,12 +251,12 @@ def test_bad_inputs_are_named_and_the_rest_still_done(tiny_model_path, tmp_path,
     assert os.path.getsize(good) > 0
 
 
-def test_no_overwrite_then_overwrite(tiny_model_path, tmp_path, capsys):
+def test_no_overwrite_then_overwrite(tiny_model_file, tmp_path, capsys):
     src = _save(tmp_path / "a.png", _u8(8, 8))
     out = tmp_path / "out"
     out.mkdir()
     (out / "a.png").write_bytes(b"previous")
-    common = ["--output-dir", out, "--model", tiny_model_path, "--noise", 0]
+    common = ["--output-dir", out, "--model", tiny_model_file, "--noise", 0]
     assert _upscale_cli(src, *common) == 0
     assert "0 written, 1 skipped (exists), 0 failed" in capsys.readouterr().out
     assert (out / "a.png").read_bytes() == b"previous"
@@ -296,26 +266,26 @@ def test_no_overwrite_then_overwrite(tiny_model_path, tmp_path, capsys):
     assert [p.name for p in out.iterdir()] == ["a.png"]  # no temp file left behind
 
 
-def test_refuses_to_write_over_an_input(tiny_model_path, tmp_path, capsys):
+def test_refuses_to_write_over_an_input(tiny_model_file, tmp_path, capsys):
     src = _save(tmp_path / "a.png", _u8(8, 8))
     before = open(src, "rb").read()
-    rc = _upscale_cli(src, "--output-dir", tmp_path, "--model", tiny_model_path, "--noise", 0, "--overwrite")
+    rc = _upscale_cli(src, "--output-dir", tmp_path, "--model", tiny_model_file, "--noise", 0, "--overwrite")
     captured = capsys.readouterr()
     assert rc == 1 and "it is an input file" in captured.err and src in captured.err
     assert open(src, "rb").read() == before
 
 
-def test_same_base_name_twice_is_refused_not_overwritten(tiny_model_path, tmp_path, capsys):
+def test_same_base_name_twice_is_refused_not_overwritten(tiny_model_file, tmp_path, capsys):
     first = _save(tmp_path / "a.png", _u8(8, 8))
     second = _save(tmp_path / "a.bmp", _u8(8, 8, seed=1))
-    rc = _upscale_cli(first, second, "--output-dir", tmp_path / "out", "--model", tiny_model_path, "--noise", 0,
+    rc = _upscale_cli(first, second, "--output-dir", tmp_path / "out", "--model", tiny_model_file, "--noise", 0,
                       "--overwrite")
     captured = capsys.readouterr()
     assert rc == 1 and "1 written, 0 skipped (exists), 1 failed" in captured.out
     assert f"{second}: output" in captured.err and "same base name" in captured.err
 
 
-def test_cli_seed_and_noise_map(tiny_model_path, gentle_tiny, tmp_path):
+def test_cli_seed_and_noise_map(tiny_model_file, gentle_tiny, tmp_path):
     import tensorflow as tf
 
     lr = _u8(16, 20)
@@ -323,7 +293,7 @@ def test_cli_seed_and_noise_map(tiny_model_path, gentle_tiny, tmp_path):
     mask = np.zeros((8, 10), np.uint8)  # half the input size: resized (bilinear) to it
     mask[:, 5:] = 255
     mask_path = _save(tmp_path / "mask.png", mask)
-    common = [src, "--model", tiny_model_path, "--noise", 0.5, "--noise-map", mask_path, "--seed", 9,
+    common = [src, "--model", tiny_model_file, "--noise", 0.5, "--noise-map", mask_path, "--seed", 9,
               "--precision", "float32"]
     assert _upscale_cli(*common, "--output-dir", tmp_path / "o1") == 0
     assert _upscale_cli(*common, "--output-dir", tmp_path / "o2") == 0
@@ -332,7 +302,7 @@ def test_cli_seed_and_noise_map(tiny_model_path, gentle_tiny, tmp_path):
     amplitude = 0.5 * tf.image.resize(mask[..., None] / np.float32(255), (16, 20), "bilinear").numpy()
     expected = upscale(lr / np.float32(255), gentle_tiny, amplitude, seed=9)
     np.testing.assert_allclose(first / 255.0, expected, atol=0.51 / 255)  # 8-bit rounding only
-    assert _upscale_cli(src, "--model", tiny_model_path, "--noise", 0.5, "--seed", 9, "--output-dir",
+    assert _upscale_cli(src, "--model", tiny_model_file, "--noise", 0.5, "--seed", 9, "--output-dir",
                         tmp_path / "o3") == 0
     assert np.abs(np.asarray(Image.open(tmp_path / "o3" / "a.png")).astype(int) - first).max() > 3
 
@@ -375,15 +345,15 @@ def test_api_defaults_to_the_bundled_model():
     np.testing.assert_array_equal(upscale(lr, noise_amplitude=0.0), upscale(lr, sr_keras.pretrained("x4"), 0.0))
 
 
-def test_cli_memory_budget_tiles_the_image(tiny_model_path, gentle_tiny, tmp_path, capsys):
+def test_cli_memory_budget_tiles_the_image(tiny_model_file, gentle_tiny, tmp_path, capsys):
     from sr_keras.tiling import estimate_bytes
 
     lr = _u8(120, 100)
     src = _save(tmp_path / "a.png", lr)
     budget = int(estimate_bytes(gentle_tiny, 1, 80, 80))  # the whole image does not fit: 2 x 2 tiles or so
-    assert _upscale_cli(src, "--model", tiny_model_path, "--noise", 0, "--memory-budget", budget,
+    assert _upscale_cli(src, "--model", tiny_model_file, "--noise", 0, "--memory-budget", budget,
                         "--precision", "float32", "--output-dir", tmp_path / "tiled") == 0
-    assert _upscale_cli(src, "--model", tiny_model_path, "--noise", 0, "--tile", 0,
+    assert _upscale_cli(src, "--model", tiny_model_file, "--noise", 0, "--tile", 0,
                         "--precision", "float32", "--output-dir", tmp_path / "whole") == 0
     tiled = np.asarray(Image.open(tmp_path / "tiled" / "a.png")).astype(int)
     whole = np.asarray(Image.open(tmp_path / "whole" / "a.png")).astype(int)
@@ -411,9 +381,9 @@ def test_cli_rejects_tile_overlap_conflicts_before_reading(tmp_path, capsys, fla
     assert message in capsys.readouterr().err
 
 
-def test_cli_too_small_a_budget_fails_the_file_with_the_need(tiny_model_path, tmp_path, capsys):
+def test_cli_too_small_a_budget_fails_the_file_with_the_need(tiny_model_file, tmp_path, capsys):
     src = _save(tmp_path / "a.png", _u8(300, 300))
-    rc = _upscale_cli(src, "--model", tiny_model_path, "--noise", 0, "--memory-budget", "1M",
+    rc = _upscale_cli(src, "--model", tiny_model_file, "--noise", 0, "--memory-budget", "1M",
                       "--output-dir", tmp_path / "out")
     captured = capsys.readouterr()
     assert rc == 1 and f"{src}: failed: ValueError: a memory budget of 1 MiB is too small" in captured.err

@@ -106,17 +106,11 @@ def _times(path):
         return [f.time for f in container.decode(video=0)]
 
 
-def test_static_scene_does_not_flicker_with_the_default_noise(tmp_path):
+def test_static_scene_does_not_flicker_with_the_default_noise(tmp_path, tiny_generator):
     """Amplitude 1, encoded losslessly (--crf 0) so the codec hides nothing: one noise field keeps consecutive
     frames of a static scene within 1 grey level; fresh noise every frame does not. A tiny network with its
     residual damped to 5% (no saturated pixels to hide the noise): two seeds differ by ~6 grey levels."""
-    from conftest import TINY
-
-    from sr_keras import MGBPGenerator
-
-    generator = MGBPGenerator(scale=4, **TINY)
-    kernel = generator.synthesis.conv4.kernel
-    kernel.assign(kernel * 0.05)
+    generator = tiny_generator(residual_scale=0.05)
     model = tmp_path / "tiny.keras"
     generator.save(model)
     clip = make_clip(tmp_path / "static.mp4", static=True, audio=None)

@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "upscale": "upscale",
     "export": "export",
     "models": "models",
+    "batch": "batch",
 }
 
 
@@ -38,7 +39,13 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # Only a subcommand that declares `extra_args` (batch: Beam pipeline options) takes options it does not know.
+    if extra:
+        if not hasattr(args, "extra_args"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.extra_args = extra
     return args._run(args) or 0
 
 

@@ -1,13 +1,12 @@
 """`sr-keras evaluate`: PSNR-Y, SSIM-Y, LPIPS and NIQE along the noise-amplitude axis."""
 
+import argparse
 import sys
 
 from sr_keras.precision import PRECISIONS
 
 
 def _amplitudes(text):
-    import argparse
-
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError as error:

@@ -7,6 +7,7 @@ output tree mirrors the input tree. Images are read and written on helper
 threads while the network runs; videos stream through `sr_keras.video`.
 """
 
+import argparse
 import dataclasses
 import os
 import sys
@@ -15,13 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sr_keras.io.images import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, SUPPORTED_EXTENSIONS
 from sr_keras.precision import PRECISIONS
-from sr_keras.tiling import DEFAULT_OVERLAP
+from sr_keras.tiling import DEFAULT_OVERLAP, parse_bytes
 from sr_keras.video import DEFAULT_CODEC, DEFAULT_PIX_FMT, VIDEO_EXTENSIONS, is_video
 
 
 def _tile_arg(text):
-    import argparse
-
     if text == "auto":
         return text
     try:
@@ -34,10 +33,6 @@ def _tile_arg(text):
 
 
 def _bytes_arg(text):
-    import argparse
-
-    from sr_keras.tiling import parse_bytes
-
     try:
         return parse_bytes(text)
     except ValueError as error:
@@ -45,8 +40,6 @@ def _bytes_arg(text):
 
 
 def _positive_float(text):
-    import argparse
-
     try:
         value = float(text)
     except ValueError:
@@ -57,8 +50,6 @@ def _positive_float(text):
 
 
 def _quality(text):
-    import argparse
-
     value = int(text) if text.isdigit() else -1
     if not 1 <= value <= 100:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 100, got {text!r}")
@@ -279,14 +270,14 @@ def _check_arguments(args, prog):
 def _model_or_error(args, prog):
     """(model, None) or (None, an error message)."""
     from sr_keras.precision import with_precision
-    from sr_keras.upscale import NoDefaultModel, default_model
+    from sr_keras.upscale import NoDefaultModel, default_model, is_generator
     from sr_keras.zoo import ModelUnavailable, resolve_model
 
     try:
         model = default_model() if args.model is None else resolve_model(args.model)
     except (NoDefaultModel, ModelUnavailable) as error:
         return None, f"{prog}: {error}"
-    if not all(hasattr(model, a) for a in ("scale", "levels", "padding")):
+    if not is_generator(model):
         return None, f"{prog}: {args.model}: not an MGBPGenerator ({type(model).__name__})"
     return with_precision(model, args.precision), None
 

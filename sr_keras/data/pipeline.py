@@ -14,12 +14,12 @@ patch.
 """
 
 import logging
-import math
 
 import numpy as np
 import tensorflow as tf
 
 from sr_keras.data.tfrecords import compression_of, is_tfrecord, parse_example
+from sr_keras.ops.pyramid import levels_of
 
 logger = logging.getLogger("sr_keras.data")
 
@@ -77,13 +77,6 @@ def list_image_files(sources):
 
 
 # -- pyramids --------------------------------------------------------------------
-
-
-def levels_of(scale):
-    """Number of 2x levels for `scale` (2, 4 or 8)."""
-    if scale not in (2, 4, 8):
-        raise ValueError(f"scale must be 2, 4 or 8, got {scale!r}")
-    return int(round(math.log2(scale)))
 
 
 def symmetric_indices(size, pad):

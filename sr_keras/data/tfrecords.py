@@ -10,6 +10,7 @@ CLI: `python -m sr_keras.data IMAGES... --output train-%05d-of-%05d.tfrecord --s
 """
 
 import argparse
+import contextlib
 import logging
 import os
 
@@ -84,7 +85,7 @@ def write_tfrecords(image_files, output_pattern, num_shards=1):
         members = image_files[index::num_shards]
         options = tf.io.TFRecordOptions(compression_type=compression_of(path))
         local = "://" not in path
-        with (atomic_output_path(path) if local else _nullcontext(path)) as target:
+        with (atomic_output_path(path) if local else contextlib.nullcontext(path)) as target:
             with tf.io.TFRecordWriter(target, options=options) as writer:
                 for file in members:
                     try:
@@ -99,17 +100,6 @@ def write_tfrecords(image_files, output_pattern, num_shards=1):
             os.chmod(path, 0o666 & ~umask)
         logger.info("wrote %d images to %s", len(members), path)
     return paths
-
-
-class _nullcontext:
-    def __init__(self, value):
-        self.value = value
-
-    def __enter__(self):
-        return self.value
-
-    def __exit__(self, *exc):
-        return False
 
 
 def main(argv=None):

@@ -19,13 +19,20 @@ Signatures (all outputs are clipped to [0, 1]):
     [0, 1], a per-pixel amplitude -> `image`.
   * `encoded`: `image_bytes` string (N,) of PNG/JPEG files (sizes may differ)
     and `noise_amplitude` (N,) -> `image_bytes` string (N,) of 8-bit RGB PNGs.
+
+Besides the signatures, `keras_config()` returns the generator's Keras config
+(JSON) and `weights` holds its variables under their Keras paths, so Python
+code can rebuild the `MGBPGenerator` itself (`sr_keras.beam.load_generator`)
+and run it tile by tile through `sr_keras.upscale`.
 """
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 
+import keras
 import tensorflow as tf
 
 SIGNATURES = ("serving_default", "seeded", "amplitude_map", "encoded")
@@ -124,6 +131,12 @@ class ServingModule(tf.Module):
         self.generator = generator
         # Track the weights explicitly: Keras 3 variables wrap tf.Variables.
         self.weights = [getattr(v, "value", v) for v in generator.weights]
+        self._keras_config = json.dumps(keras.saving.serialize_keras_object(generator))
+
+    @tf.function(input_signature=[])
+    def keras_config(self):
+        """The generator's Keras config as JSON: not a serving signature, for rebuilding it in Python."""
+        return tf.constant(self._keras_config)
 
     def _super_resolve(self, image, noise_amplitude, seed=None):
         dtype = self.generator.compute_dtype

@@ -7,12 +7,14 @@ outputs are upright and carry no orientation of their own.
 """
 
 import dataclasses
+import io
 import os
 import struct
 import warnings
 import zlib
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sr_keras.io.atomic import atomic_output_path
@@ -74,11 +76,8 @@ def _convert(image, path):
     raise ImageReadError(f"{path}: unsupported image mode {mode!r} (supported: grey, RGB, RGBA, palette, 16-bit grey)")
 
 
-def _read_16bit_png_rgb(path):
+def _read_16bit_png_rgb(data):
     """PIL reads 16-bit RGB(A) PNGs as 8-bit; decode those through TensorFlow to keep the precision."""
-    import tensorflow as tf
-
-    data = tf.io.read_file(path)
     array = tf.io.decode_png(data, dtype=tf.uint16).numpy()
     return array.astype("float32") / 65535.0
 
@@ -92,12 +91,22 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ImageReadError(f"{path}: no such file")
-    if os.path.getsize(path) == 0:
+    with open(path, "rb") as f:
+        data = f.read()
+    return decode_image(data, path, max_pixels)
+
+
+def decode_image(data, path, max_pixels=DEFAULT_MAX_PIXELS):
+    """Decode an image file's bytes (read from `path`, which errors name) exactly as `read_image` does.
+
+    For files that are not on the local disk (`gs://`, `s3://`, ...), fetched by the caller.
+    """
+    if not data:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
                 if width == 0 or height == 0:
                     raise ImageReadError(f"{path}: image has zero size ({width}x{height})")
@@ -121,18 +130,17 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
         raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(f"{path}: cannot decode image: {error}") from error
-    if is_16bit_colour or _png_is_16bit_colour(path):
-        pixels = _read_16bit_png_rgb(path)
+    if is_16bit_colour or _png_is_16bit_colour(data):
+        pixels = _read_16bit_png_rgb(data)
         if orientation != 1:
             pixels = _apply_orientation(pixels, orientation)
         depth = 16
     return ImageData(pixels=pixels, bit_depth=depth, path=path, icc_profile=icc_profile)
 
 
-def _png_is_16bit_colour(path):
-    """True for a PNG whose IHDR says 16-bit RGB or RGBA (colour types 2 and 6)."""
-    with open(path, "rb") as f:
-        header = f.read(26)
+def _png_is_16bit_colour(data):
+    """True for PNG bytes whose IHDR says 16-bit RGB or RGBA (colour types 2 and 6)."""
+    header = data[:26]
     return header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) == 26 and header[24] == 16 and header[25] in (2, 6)
 
 
@@ -172,49 +180,41 @@ def _with_iccp_chunk(png, icc_profile):
     return png[:end_of_ihdr] + chunk + png[end_of_ihdr:]
 
 
-def _checked_pixels(path, pixels):
+def _checked_pixels(pixels):
     pixels = np.asarray(pixels)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     if pixels.ndim != 3 or pixels.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(f"{path}: expected (H, W, C) pixels with C in 1..4, got {pixels.shape}")
+        raise ValueError(f"expected (H, W, C) pixels with C in 1..4, got {pixels.shape}")
     return pixels
 
 
-def write_png(path, pixels, bit_depth=8, icc_profile=None):
-    """Write (H, W, C) floats in [0, 1] as an 8- or 16-bit PNG, atomically, with `icc_profile` if given."""
-    if bit_depth not in (8, 16):
-        raise ValueError(f"{path}: bit_depth must be 8 or 16, got {bit_depth!r}")
-    pixels = _checked_pixels(path, pixels)
+def _encode_png(pixels, bit_depth, icc_profile):
     array = _quantise(pixels, bit_depth)
     icc_profile = _fitting_profile(icc_profile, pixels.shape[-1])
     if bit_depth == 16:
-        import tensorflow as tf
-
         data = tf.io.encode_png(array).numpy()
-        if icc_profile:
-            data = _with_iccp_chunk(data, icc_profile)
-        with atomic_output_path(path) as tmp, open(tmp, "wb") as f:
-            f.write(data)
-        return
+        return _with_iccp_chunk(data, icc_profile) if icc_profile else data
     image = Image.fromarray(array[..., 0] if pixels.shape[-1] == 1 else array)
-    with atomic_output_path(path) as tmp:
-        image.save(tmp, format="PNG", **({"icc_profile": icc_profile} if icc_profile else {}))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", **({"icc_profile": icc_profile} if icc_profile else {}))
+    return buffer.getvalue()
 
 
-def write_image(path, pixels, image_format="png", bit_depth=8, quality=DEFAULT_QUALITY, icc_profile=None):
-    """Write (H, W, C) floats in [0, 1] as PNG, JPEG or WebP (`image_format` a key of OUTPUT_FORMATS), atomically.
+def encode_image(pixels, image_format="png", bit_depth=8, quality=DEFAULT_QUALITY, icc_profile=None):
+    """(H, W, C) floats in [0, 1] -> the bytes of a PNG, JPEG or WebP file (`image_format` a key of OUTPUT_FORMATS).
 
     PNG keeps 16 bits and alpha; JPEG and WebP are 8-bit, JPEG drops alpha
     (it has none) and WebP stores grey as RGB. `quality` (1-100) applies to
-    JPEG and WebP.
+    JPEG and WebP. `icc_profile` is embedded when it fits the pixels' colour space.
     """
     if image_format not in OUTPUT_FORMATS:
-        raise ValueError(f"{path}: unknown image format {image_format!r}; choose from {sorted(OUTPUT_FORMATS)}")
+        raise ValueError(f"unknown image format {image_format!r}; choose from {sorted(OUTPUT_FORMATS)}")
+    if image_format == "png" and bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+    pixels = _checked_pixels(pixels)
     if image_format == "png":
-        write_png(path, pixels, bit_depth=bit_depth, icc_profile=icc_profile)
-        return
-    pixels = _checked_pixels(path, pixels)
+        return _encode_png(pixels, bit_depth, icc_profile)
     channels = pixels.shape[-1]
     if image_format == "jpg" and channels in (2, 4):
         pixels, channels = pixels[..., :channels - 1], channels - 1
@@ -224,5 +224,21 @@ def write_image(path, pixels, image_format="png", bit_depth=8, quality=DEFAULT_Q
     image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
     icc_profile = _fitting_profile(icc_profile, array.shape[-1])
     options = {"quality": int(quality), **({"icc_profile": icc_profile} if icc_profile else {})}
-    with atomic_output_path(path) as tmp:
-        image.save(tmp, format=OUTPUT_FORMATS[image_format][1], **options)
+    buffer = io.BytesIO()
+    image.save(buffer, format=OUTPUT_FORMATS[image_format][1], **options)
+    return buffer.getvalue()
+
+
+def write_image(path, pixels, image_format="png", bit_depth=8, quality=DEFAULT_QUALITY, icc_profile=None):
+    """Write `encode_image`'s file for these arguments to `path`, atomically."""
+    try:
+        data = encode_image(pixels, image_format, bit_depth, quality, icc_profile)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    with atomic_output_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def write_png(path, pixels, bit_depth=8, icc_profile=None):
+    """Write (H, W, C) floats in [0, 1] as an 8- or 16-bit PNG, atomically, with `icc_profile` if given."""
+    write_image(path, pixels, "png", bit_depth, icc_profile=icc_profile)

@@ -34,9 +34,8 @@ batch x layers (batch 16, two layers: ~0.8 GiB).
 import keras
 import tensorflow as tf
 
-from sr_keras.losses.reconstruction import as_levels
-
-_PACKAGE = "sr_keras"
+from sr_keras.ops.pyramid import as_levels, paired_levels
+from sr_keras.serialization import PACKAGE
 
 
 def _flatten(features):
@@ -68,7 +67,7 @@ def contextual_similarity(pred, target, band_width=0.5, eps=1e-5):
     return tf.reduce_mean(tf.reduce_max(cx, axis=1), axis=-1)         # max over pred i, mean over j
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ContextualLoss(keras.losses.Loss):
     """-log CX between `y_true` and `y_pred`, summed over the feature layers; one value per image.
 
@@ -129,9 +128,6 @@ class ContextualLoss(keras.losses.Loss):
 
 def contextual_pyramid_loss(cx, predicted, target, seed=(0, 0)):
     """Per image (B,): sum over pyramid levels of `cx.per_image(target_l, predicted_l)`."""
-    predicted, target = as_levels(predicted, "predicted"), as_levels(target, "target")
-    if len(predicted) != len(target):
-        raise ValueError(f"predicted has {len(predicted)} levels but target has {len(target)}")
     seed = tf.cast(seed, tf.int64)
     return tf.add_n([cx.per_image(t, p, tf.random.experimental.stateless_fold_in(seed, 1000 + level))
-                     for level, (p, t) in enumerate(zip(predicted, target, strict=True))])
+                     for level, (p, t) in enumerate(paired_levels(predicted, target))])

@@ -8,23 +8,9 @@ once, to the global-batch mean.
 
 import tensorflow as tf
 
+from sr_keras.ops.pyramid import paired_levels
+
 RECONSTRUCTION_KINDS = ("l1", "mse", "ssim")
-
-
-def as_levels(images, what="images"):
-    """A pyramid as a list; a single tensor is a one-level pyramid."""
-    if isinstance(images, (list, tuple)):
-        if not images:
-            raise ValueError(f"{what}: empty pyramid")
-        return list(images)
-    return [images]
-
-
-def paired_levels(predicted, target):
-    predicted, target = as_levels(predicted, "predicted"), as_levels(target, "target")
-    if len(predicted) != len(target):
-        raise ValueError(f"predicted has {len(predicted)} levels but target has {len(target)}")
-    return [(tf.cast(p, tf.float32), tf.cast(t, tf.float32)) for p, t in zip(predicted, target, strict=True)]
 
 
 def _ssim_error(p, t):
@@ -41,9 +27,13 @@ _PER_LEVEL = {
 }
 
 
+def _float32_levels(predicted, target):
+    return [(tf.cast(p, tf.float32), tf.cast(t, tf.float32)) for p, t in paired_levels(predicted, target)]
+
+
 def reconstruction_loss(predicted, target, kind="l1"):
     """Per image (B,): sum over levels of the level's mean error; `kind` "l1", "mse" or "ssim" (1 - SSIM)."""
     if kind not in _PER_LEVEL:
         raise ValueError(f"unknown reconstruction loss kind {kind!r}; choose one of {list(RECONSTRUCTION_KINDS)}")
     per_level = _PER_LEVEL[kind]
-    return tf.add_n([per_level(p, t) for p, t in paired_levels(predicted, target)])
+    return tf.add_n([per_level(p, t) for p, t in _float32_levels(predicted, target)])

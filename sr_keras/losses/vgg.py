@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-_PACKAGE = "sr_keras"
+from sr_keras.serialization import PACKAGE
 
 # (block, convs, width) of VGG16.
 _BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
@@ -25,7 +25,7 @@ _TORCH_STD = (0.229, 0.224, 0.225)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class VGGFeatures(keras.layers.Layer):
     """RGB images in [0, 1] (N, H, W, 3) -> list of VGG16 feature maps (after ReLU), one per `layers` entry.
 

@@ -11,6 +11,7 @@ the Keras metrics compute the same numbers in graph mode for `model.fit`.
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from sr_keras.ops.color import rgb_to_y, rgb_to_y_tf
 
@@ -50,7 +51,7 @@ def gaussian_window(size=SSIM_WINDOW, sigma=SSIM_SIGMA):
 
 
 def _filter_valid(image, window):
-    from scipy.signal import correlate2d
+    from scipy.signal import correlate2d  # about a second to import; only the NumPy SSIM needs it
 
     return correlate2d(image, window, mode="valid")
 
@@ -79,8 +80,6 @@ def ssim_y(reference, test, shave=0):
 # --- TensorFlow (graph mode) -------------------------------------------------------------
 
 def _prepare_tf(y_true, y_pred, shave):
-    import tensorflow as tf
-
     y_pred = tf.convert_to_tensor(y_pred)
     dtype = y_pred.dtype if y_pred.dtype.is_floating and y_pred.dtype != tf.float16 else tf.float32
     y_true = tf.cast(y_true, dtype)
@@ -94,8 +93,6 @@ def _prepare_tf(y_true, y_pred, shave):
 
 def psnr_y_tf(y_true, y_pred, shave=0):
     """Per-image PSNR-Y (N,) of NHWC RGB batches in [0, 1]; predictions are clipped to [0, 1]."""
-    import tensorflow as tf
-
     y_true, y_pred = _prepare_tf(y_true, y_pred, shave)
     mse = tf.reduce_mean(tf.square(y_true - y_pred), axis=[1, 2, 3])
     return 10.0 * tf.math.log(PEAK ** 2 / mse) / tf.math.log(tf.constant(10.0, mse.dtype))
@@ -103,8 +100,6 @@ def psnr_y_tf(y_true, y_pred, shave=0):
 
 def ssim_y_tf(y_true, y_pred, shave=0):
     """Per-image SSIM-Y (N,) of NHWC RGB batches in [0, 1]; predictions are clipped to [0, 1]."""
-    import tensorflow as tf
-
     y_true, y_pred = _prepare_tf(y_true, y_pred, shave)
     window = tf.constant(gaussian_window()[:, :, None, None], dtype=y_true.dtype)
 
@@ -134,8 +129,6 @@ class _PerImageMean(keras.metrics.Metric):
         raise NotImplementedError
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        import tensorflow as tf
-
         scores = tf.cast(self._score(y_true, y_pred), self.dtype)
         if sample_weight is None:
             weights = tf.ones_like(scores)

@@ -11,11 +11,13 @@ heads) and convert them once into the Keras cache; the conversion reads the
 PyTorch pickles and so needs `pip install torch` (see docs/evaluate.md).
 """
 
-import hashlib
 import os
 
 import keras
 import numpy as np
+
+from sr_keras.io.atomic import atomic_output_path
+from sr_keras.io.digest import sha256_of
 
 # Official upstream files (what `lpips.LPIPS(net='alex')` itself loads).
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
@@ -120,14 +122,6 @@ def convert_torch_state_dicts(alexnet_state, lin_state):
     return out
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_weights():
     """Fetch the official AlexNet + LPIPS v0.1 files, convert once, return the cached npz path."""
     cache = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models")
@@ -146,13 +140,12 @@ def download_weights():
         lin_path = keras.utils.get_file("lpips_v0.1_alex.pth", origin=LPIPS_ALEX_LIN_URL)
     except Exception as error:  # network errors come in many types
         raise LPIPSWeightsError(f"LPIPS weights: download failed ({error}); pass a local npz instead") from error
-    if not _sha256(alexnet_path).startswith(ALEXNET_SHA256_PREFIX):
+    if not sha256_of(alexnet_path).startswith(ALEXNET_SHA256_PREFIX):
         raise LPIPSWeightsError(
             f"{alexnet_path}: sha256 does not start with {ALEXNET_SHA256_PREFIX}; delete it and retry")
     to_numpy = lambda sd: {k: v.detach().cpu().numpy() for k, v in sd.items()}  # noqa: E731
     arrays = convert_torch_state_dicts(to_numpy(torch.load(alexnet_path, map_location="cpu")),
                                        to_numpy(torch.load(lin_path, map_location="cpu")))
-    from sr_keras.io.atomic import atomic_output_path
 
     with atomic_output_path(target) as tmp:
         np.savez(tmp, **arrays)

@@ -10,14 +10,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-_PACKAGE = "sr_keras"
+from sr_keras.serialization import PACKAGE
 
 
 def _he_normal(seed=None):
     return keras.initializers.HeNormal(seed=seed)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class BiasReLU(keras.layers.Layer):
     """Learned per-channel bias, then ReLU (the published `Activ`: no normalisation)."""
 
@@ -28,7 +28,7 @@ class BiasReLU(keras.layers.Layer):
         return tf.nn.relu(tf.nn.bias_add(x, self.bias))
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class Conv(keras.layers.Layer):
     """k x k convolution with symmetric zero padding k//2 (PyTorch `padding=k//2`).
 
@@ -78,7 +78,7 @@ class Conv(keras.layers.Layer):
         }
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class DenseLayer(keras.layers.Layer):
     """DenseNet bottleneck layer: BiasReLU-1x1(4g)-BiasReLU-3x3(g), output concat[x, y]."""
 
@@ -109,7 +109,7 @@ class DenseLayer(keras.layers.Layer):
         return {**super().get_config(), "growth": self.growth, "bottleneck": self.bottleneck}
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class FilterBlock(keras.layers.Layer):
     """`depth` dense layers then a BiasReLU + 1x1 transition back to `filters` channels."""
 
@@ -168,7 +168,7 @@ class _FeatureModule(keras.layers.Layer):
                 "growth": self.growth, "bottleneck": self.bottleneck}
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class Analysis(_FeatureModule):
     """Image -> features: 3x3 conv to `filters`, then a filter block."""
 
@@ -185,7 +185,7 @@ class Analysis(_FeatureModule):
         return self.block(self.conv1(image))
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class Synthesis(_FeatureModule):
     """Features -> RGB residual: filter block, BiasReLU, 3x3 conv with bias."""
 
@@ -205,7 +205,7 @@ class Synthesis(_FeatureModule):
         return self.conv4(self.act4(self.block(features)))
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class Upscaling(_FeatureModule):
     """Features (2F+1 channels incl. noise) -> F features at exactly 2x resolution.
 
@@ -240,7 +240,7 @@ class Upscaling(_FeatureModule):
         return y[:, 1:, 1:, :]
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class Downscaling(_FeatureModule):
     """F features -> F features at 1/2 resolution: strided 3x3 conv, then a filter block."""
 
@@ -278,7 +278,7 @@ def bicubic_kernel_2x(size=9):
     return np.outer(taps, taps).astype("float32") / 4.0
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ClassicUpscale(keras.layers.Layer):
     """Trainable per-channel 2x upscaler (a learned bicubic) for the image path.
 

@@ -15,7 +15,7 @@ so any input size that is a multiple of 2^levels works.
 import keras
 import tensorflow as tf
 
-_PACKAGE = "sr_keras"
+from sr_keras.serialization import PACKAGE
 
 
 def _conv(filters, strides, name, dtype):
@@ -23,7 +23,7 @@ def _conv(filters, strides, name, dtype):
                                activation="leaky_relu", name=name, dtype=dtype)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class MultiScaleDiscriminator(keras.Model):
     """Logits (N, 1) for a pyramid of `levels` images, coarsest first, the last at full resolution.
 

@@ -25,8 +25,7 @@ import tensorflow as tf
 
 from sr_keras import losses as sr_losses
 from sr_keras.metrics.psnr import psnr
-
-_PACKAGE = "sr_keras"
+from sr_keras.serialization import PACKAGE
 
 
 def _replica_mean(per_image):
@@ -39,7 +38,7 @@ def _replica_id():
     return tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SRGAN(keras.Model):
     """Generator + multi-scale discriminator trained with the G-MGBP alternating step.
 

@@ -6,14 +6,13 @@ every scale, multiplied by an amplitude the user picks at inference time
 pixel, so faces or text can stay faithful while textures get detail.
 """
 
-import math
 
 import keras
 import tensorflow as tf
 
 from sr_keras.models.blocks import Analysis, ClassicUpscale, Downscaling, Synthesis, Upscaling
-
-_PACKAGE = "sr_keras"
+from sr_keras.ops.pyramid import levels_of
+from sr_keras.serialization import PACKAGE
 
 
 def reflect_indices(size, pad):
@@ -51,7 +50,7 @@ def nearest_upsample(images, factor):
     return tf.reshape(x, [shape[0], shape[1] * factor, shape[2] * factor, images.shape[-1] or -1])
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class MGBPGenerator(keras.Model):
     """Multigrid back-projection super-resolution network with a noise amplitude input.
 
@@ -94,14 +93,13 @@ class MGBPGenerator(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if scale not in (2, 4, 8):
-            raise ValueError(f"scale must be 2, 4 or 8, got {scale!r}")
+        levels = levels_of(scale)
         if mu < 1:
             raise ValueError(f"mu (back-projection iterations) must be >= 1, got {mu!r}")
         if padding < 0:
             raise ValueError(f"padding must be >= 0, got {padding!r}")
         self.scale = int(scale)
-        self.levels = int(round(math.log2(scale)))
+        self.levels = levels
         self.filters = int(filters)
         self.growth = int(growth)
         self.bottleneck = int(bottleneck) if bottleneck else 4 * self.growth

@@ -6,6 +6,7 @@ it is not what published tables use.
 """
 
 import numpy as np
+import tensorflow as tf
 
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
 _Y_OFFSET = 16.0
@@ -21,8 +22,6 @@ def rgb_to_y(rgb):
 
 def rgb_to_y_tf(rgb):
     """TensorFlow twin of `rgb_to_y` (keeps the input's float dtype); (..., 3) -> (..., 1)."""
-    import tensorflow as tf
-
     rgb = tf.convert_to_tensor(rgb)
     if not rgb.dtype.is_floating:
         rgb = tf.cast(rgb, "float32")

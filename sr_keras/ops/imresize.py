@@ -13,6 +13,7 @@ import functools
 import math
 
 import numpy as np
+import tensorflow as tf
 
 
 def _cubic(x):
@@ -110,8 +111,6 @@ def imresize_tf(images, scale, antialiasing=True):
     The resize is two matrix products with the same weights, so it is
     differentiable and runs in graph mode; values are not rounded.
     """
-    import tensorflow as tf
-
     images = tf.convert_to_tensor(images)
     height, width = images.shape[1], images.shape[2]
     if height is None or width is None:

@@ -10,9 +10,17 @@ import time
 import keras
 import tensorflow as tf
 
+from sr_keras.data.pipeline import training_dataset, validation_dataset
+from sr_keras.export import export_saved_model
 from sr_keras.io.atomic import atomic_output_path
+from sr_keras.losses import ContextualLoss, VGGFeatures
+from sr_keras.models.discriminator import MultiScaleDiscriminator
+from sr_keras.models.gan import SRGAN
+from sr_keras.models.generator import MGBPGenerator
+from sr_keras.precision import dtype_policy, with_precision
 from sr_keras.training import callbacks as cb
 from sr_keras.training.checkpoint import TrainingCheckpoint
+from sr_keras.training.sample_data import write_sample_images
 from sr_keras.training.strategy import is_chief, make_strategy
 
 logger = logging.getLogger("sr_keras.training")
@@ -40,12 +48,6 @@ def build_gan(cfg, sample_lr_size):
     Seeded, so two runs of one command start from the same weights (a resumed run then
     overwrites them from its checkpoint).
     """
-    from sr_keras.losses import ContextualLoss, VGGFeatures
-    from sr_keras.models.discriminator import MultiScaleDiscriminator
-    from sr_keras.models.gan import SRGAN
-    from sr_keras.models.generator import MGBPGenerator
-    from sr_keras.precision import dtype_policy
-
     keras.utils.set_random_seed(cfg.seed)
 
     policy = dtype_policy(cfg.precision)
@@ -65,7 +67,9 @@ def build_gan(cfg, sample_lr_size):
         if weights is None:
             logger.warning(why_off)
         else:
-            contextual = ContextualLoss(VGGFeatures(weights=weights), band_width=cfg.contextual_band_width,
+            # VGG16 follows the precision policy; the contextual loss casts its features to float32.
+            contextual = ContextualLoss(VGGFeatures(weights=weights, dtype=policy),
+                                        band_width=cfg.contextual_band_width,
                                         max_positions=cfg.contextual_max_positions)
             logger.info("contextual (perceptual) loss ON, VGG16 weights: %s", weights)
     gan = SRGAN(generator, discriminator, contextual=contextual, reconstruction_weight=cfg.lambda_rec,
@@ -92,8 +96,6 @@ def data_sources(cfg):
     if cfg.sample_data and not (train and val):
         # Each empty side is filled from the sample photographs (as the flag says), so a run on
         # real training data still validates on held-out photos.
-        from sr_keras.training.sample_data import write_sample_images
-
         sample_train, sample_val = write_sample_images(cfg.sample_data)
         train, val = train or [sample_train], val or [sample_val]
     if not train:
@@ -151,8 +153,6 @@ def fine_tune_start(gan, path, start):
 
 def validation_data(cfg, val_src):
     """The held-out images as a dataset, or None (none given, or multi-worker, where Keras cannot evaluate)."""
-    from sr_keras.data.pipeline import validation_dataset
-
     if not val_src:
         return None
     if cfg.strategy == "multi_worker":
@@ -179,8 +179,6 @@ def training_callbacks(cfg, checkpoint, out, val_ds, chief):
 
 def fit(cfg, gan, strategy, train_src, val_ds, callbacks, start):
     """Train from step `start` to `cfg.steps`; return the last logs. Batch k is step k's, whenever it runs."""
-    from sr_keras.data.pipeline import training_dataset
-
     ds = training_dataset(train_src, scale=cfg.scale, patch_size=cfg.patch_size, batch_size=cfg.batch_size,
                           seed=cfg.seed, cache=cfg.cache, start_step=start)
     ds = _shard_by_data(ds)
@@ -247,9 +245,6 @@ def _amplitudes(cfg):
 
 def export(gan, out, val_ds, amplitudes):
     """SavedModel, generator.keras and sample images of the generator to keep (the EMA one if kept)."""
-    from sr_keras.export import export_saved_model
-    from sr_keras.precision import with_precision
-
     generator = with_precision(gan.inference_generator(), "float32")  # exports are float32 (docs/serving.md)
     saved = export_saved_model(generator, os.path.join(out, "saved_model"), version=1, overwrite=True)
     keras_path = os.path.join(out, "generator.keras")

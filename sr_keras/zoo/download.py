@@ -7,7 +7,6 @@ interrupted download leaves nothing there. Later uses read the cached
 `.keras` and need neither the network nor a conversion.
 """
 
-import hashlib
 import os
 import tempfile
 import urllib.error
@@ -15,6 +14,7 @@ import urllib.error
 import keras
 
 from sr_keras.io.atomic import atomic_output_path
+from sr_keras.io.digest import sha256_of
 from sr_keras.io.torch_legacy import TorchFileError
 from sr_keras.pirm_import import StateDictMismatch, import_pirm
 from sr_keras.zoo.registry import PIRM_BASE_URL_ENV, ModelUnavailable, download_url
@@ -37,14 +37,6 @@ def cached_path(entry):
     return os.path.join(keras_cache_dir(), "models", "sr_keras", f"{entry.name}-{entry.sha256[:12]}.keras")
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _reason(error):
     """The network error behind get_file's generic Exception (it chains the urllib error), in a few words."""
     cause = error.__context__
@@ -62,7 +54,7 @@ def _fetch(entry, url, folder):
                                     hash_algorithm="sha256", cache_subdir=folder)
     except ValueError:  # get_file's hash check; it leaves the file in place
         target = os.path.join(folder, f"{entry.name}.model")
-        actual = _sha256(target)
+        actual = sha256_of(target)
         os.remove(target)
         raise DownloadFailed(f"{url}: the downloaded file has SHA-256 {actual}, not the pinned {entry.sha256} "
                              f"for {entry.name} (a changed or corrupt file); removed it, nothing cached") from None
