@@ -10,6 +10,7 @@ import time
 import keras
 import tensorflow as tf
 
+from sr_keras.data.holdout import split_holdout
 from sr_keras.data.pipeline import training_dataset, validation_dataset
 from sr_keras.export import export_saved_model
 from sr_keras.io.atomic import atomic_output_path
@@ -20,6 +21,7 @@ from sr_keras.models.generator import MGBPGenerator
 from sr_keras.precision import dtype_policy, with_precision
 from sr_keras.training import callbacks as cb
 from sr_keras.training.checkpoint import TrainingCheckpoint
+from sr_keras.training.initial_weights import initialize_generator
 from sr_keras.training.sample_data import write_sample_images
 from sr_keras.training.strategy import is_chief, make_strategy
 
@@ -88,8 +90,6 @@ def data_sources(cfg):
     if cfg.val_holdout:
         if val:
             raise ValueError("--val_holdout and --val_data exclude each other: validate on one of them")
-        from sr_keras.data.holdout import split_holdout
-
         train, val = split_holdout(train, cfg.val_holdout_from, cfg.val_holdout)
         logger.info("validation: %d image(s) of %s held out of training: %s", len(val), cfg.val_holdout_from,
                     ", ".join(os.path.basename(f) for f in val))
@@ -141,8 +141,6 @@ def build_and_restore(cfg, strategy, out, chief):
 
 def fine_tune_start(gan, path, start):
     """A new run (`start` 0) takes its generator and EMA from `path`; a resumed one keeps its checkpoint's."""
-    from sr_keras.training.initial_weights import initialize_generator
-
     if start:
         logger.info("--init_generator=%s not used: resuming from the checkpoint at step %d", path, start)
         return
