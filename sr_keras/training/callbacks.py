@@ -89,6 +89,29 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StopAfterSeconds(keras.callbacks.Callback):
+    """End training once `seconds` have passed since this process's fit began (a time budget)."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = float(seconds)
+        self._t0 = None
+
+    def on_train_begin(self, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self._t0 >= self.seconds:
+            logger.info("time budget of %.0f s reached at step %d", self.seconds, self.model.step)
+            self.model.stop_training = True
+
+
+def format_duration(seconds):
+    """H:MM:SS, hours unbounded (a run of days still reads right)."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
 def _format_logs(logs, keys=None):
     items = [(k, v) for k, v in (logs or {}).items() if keys is None or k in keys]
     return "  ".join(f"{k} {float(v):.4g}" for k, v in items)
@@ -115,7 +138,7 @@ class ProgressLogger(keras.callbacks.Callback):
         eta = (self.total_steps - step) / rate if rate > 0 else float("inf")
         phase = "gan" if self.model.adversarial else "warm-up"
         logger.info("step %d/%d (%s)  %.2f steps/s  ETA %s  %s", step, self.total_steps, phase, rate,
-                    time.strftime("%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?",
+                    format_duration(eta) if math.isfinite(eta) else "?",
                     _format_logs(logs))
 
     def on_epoch_end(self, epoch, logs=None):

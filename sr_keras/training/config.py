@@ -7,6 +7,10 @@ FIELDS = {
     # data
     "train_data": ([], "HR training images: folders, globs or TFRecord shards (comma separated)."),
     "val_data": ([], "held-out HR images for validation (whole images)."),
+    "val_holdout": (0, "hold out this many images of --val_holdout_from (evenly spaced over its sorted files) "
+                       "from training and validate on them instead of --val_data (0 = off)."),
+    "val_holdout_from": ("", "the --train_data source (folder or glob, written exactly as there) that "
+                             "--val_holdout takes its images from."),
     "sample_data": ("", "if set, write scikit-image's sample photographs to DIR/{train,validation} "
                         "and use them when --train_data/--val_data are empty (no download)."),
     "output_dir": ("runs/train", "checkpoints/, logs/ (TensorBoard), samples/, saved_model/, generator.keras."),
@@ -20,6 +24,9 @@ FIELDS = {
     # schedule
     "steps": (1000, "total generator steps (counted across resumes)."),
     "steps_per_epoch": (100, "steps between validations."),
+    "time_budget": (0.0, "stop training after this many seconds of this process's fit, then checkpoint, "
+                         "validate and export as at --steps (0 = no limit; for comparisons at equal time; "
+                         "single-process runs: multi_worker workers would each stop at their own step)."),
     "warmup_steps": (0, "reconstruction-only steps (no discriminator) before the GAN phase."),
     # generator
     "filters": (48, "generator feature width."),
@@ -30,6 +37,8 @@ FIELDS = {
     "synthesis_depth": (3, "generator Synthesis depth."),
     "mu": (2, "back-projection iterations."),
     "padding": (4, "generator reflection padding (LR pixels)."),
+    "init_generator": ("", "fine-tune start: a .keras MGBPGenerator with the configured architecture whose "
+                           "weights (and EMA) start a new run; ignored when resuming from a checkpoint."),
     "init_residual_scale": (0.1, "scale the generator's fresh synthesis output kernels by this, so "
                                  "training starts near the (learned) bicubic upscaler; 1 = plain He init."),
     "precision": ("float32", "float32, bfloat16 or auto (bfloat16 where the hardware runs it fast): compute "

@@ -10,6 +10,7 @@ import time
 import keras
 import tensorflow as tf
 
+from sr_keras.data.holdout import split_holdout
 from sr_keras.data.pipeline import training_dataset, validation_dataset
 from sr_keras.export import export_saved_model
 from sr_keras.io.atomic import atomic_output_path
@@ -20,6 +21,7 @@ from sr_keras.models.generator import MGBPGenerator
 from sr_keras.precision import dtype_policy, with_precision
 from sr_keras.training import callbacks as cb
 from sr_keras.training.checkpoint import TrainingCheckpoint
+from sr_keras.training.initial_weights import initialize_generator
 from sr_keras.training.sample_data import write_sample_images
 from sr_keras.training.strategy import is_chief, make_strategy
 
@@ -83,8 +85,14 @@ def build_gan(cfg, sample_lr_size):
     return gan
 
 
-def _data_sources(cfg):
+def data_sources(cfg):
     train, val = list(cfg.train_data), list(cfg.val_data)
+    if cfg.val_holdout:
+        if val:
+            raise ValueError("--val_holdout and --val_data exclude each other: validate on one of them")
+        train, val = split_holdout(train, cfg.val_holdout_from, cfg.val_holdout)
+        logger.info("validation: %d image(s) of %s held out of training: %s", len(val), cfg.val_holdout_from,
+                    ", ".join(os.path.basename(f) for f in val))
     if cfg.sample_data and not (train and val):
         # Each empty side is filled from the sample photographs (as the flag says), so a run on
         # real training data still validates on held-out photos.
@@ -124,9 +132,21 @@ def build_and_restore(cfg, strategy, out, chief):
         checkpoint = TrainingCheckpoint(gan, ckpt_dir, max_to_keep=cfg.keep_checkpoints,
                                         restore_directory=chief_dir, block_at_step=cfg.debug_block_checkpoint_at_step)
         start = checkpoint.restore_latest()
+        if cfg.init_generator:
+            fine_tune_start(gan, cfg.init_generator, start)
     logger.info("generator %s parameters, discriminator %s; starting at step %d of %d",
                 f"{gan.generator.count_params():,}", f"{gan.discriminator.count_params():,}", start, cfg.steps)
     return gan, checkpoint, start
+
+
+def fine_tune_start(gan, path, start):
+    """A new run (`start` 0) takes its generator and EMA from `path`; a resumed one keeps its checkpoint's."""
+    if start:
+        logger.info("--init_generator=%s not used: resuming from the checkpoint at step %d", path, start)
+        return
+    initialize_generator(gan.generator, path)
+    for average, weight in zip(gan.ema_variables, gan.generator.trainable_variables, strict=True):
+        average.assign(weight)
 
 
 def validation_data(cfg, val_src):
@@ -144,6 +164,8 @@ def training_callbacks(cfg, checkpoint, out, val_ds, chief):
     callbacks = [cb.NonFiniteGuard(checkpoint)]
     if cfg.debug_nan_at_step:
         callbacks.append(cb.InjectNonFinite(cfg.debug_nan_at_step))
+    if cfg.time_budget:
+        callbacks.append(cb.StopAfterSeconds(cfg.time_budget))
     callbacks += [cb.StopAtStep(cfg.steps), cb.PeriodicCheckpoint(checkpoint, cfg.checkpoint_every),
                   cb.ProgressLogger(cfg.steps, cfg.log_every)]
     if chief:
@@ -196,7 +218,7 @@ def train(cfg):
     """
     t_start = time.perf_counter()
     strategy, chief = setup_strategy(cfg)
-    train_src, val_src = _data_sources(cfg)
+    train_src, val_src = data_sources(cfg)
     out = os.path.abspath(cfg.output_dir)
     gan, checkpoint, start = build_and_restore(cfg, strategy, out, chief)
     val_ds = validation_data(cfg, val_src)

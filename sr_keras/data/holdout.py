@@ -1,0 +1,32 @@
+"""A validation split held out of the training images (`--val_holdout`), so nothing is tuned on benchmarks.
+
+The held-out images are `count` files evenly spaced over the sorted file list of one training
+source: the same names on every machine and every run, chosen by position, not by content.
+"""
+
+from sr_keras.data.pipeline import list_image_files
+from sr_keras.data.tfrecords import is_tfrecord
+
+
+def held_out_files(source, count):
+    """The `count` image files of `source` (a folder or glob) held out for validation."""
+    files = list_image_files([source])
+    if any(is_tfrecord(f) for f in files):
+        raise ValueError(f"--val_holdout_from={source}: holds TFRecord shards; a holdout needs image files")
+    if not 0 < count <= len(files):
+        raise ValueError(f"--val_holdout={count}: must be between 1 and the {len(files)} images of {source}")
+    return [files[(2 * i + 1) * len(files) // (2 * count)] for i in range(count)]
+
+
+def split_holdout(sources, holdout_source, count):
+    """(training files, held-out files): every file of `sources` except the held-out ones of `holdout_source`.
+
+    `holdout_source` must be one of `sources`, so that the held-out images are really taken out
+    of the training data rather than added beside it.
+    """
+    if holdout_source not in sources:
+        raise ValueError(f"--val_holdout_from={holdout_source!r} is not one of --train_data "
+                         f"({', '.join(map(str, sources))})")
+    held_out = held_out_files(holdout_source, count)
+    excluded = set(held_out)
+    return [f for f in list_image_files(sources) if f not in excluded], held_out
