@@ -231,10 +231,11 @@ def test_checkpoint_restores_networks_optimizers_and_step(tiny_generator, tmp_pa
     lr, pyramid = batches()
     for _ in range(3):
         gan.train_on_batch(lr, pyramid)
-    path = TrainingCheckpoint(gan, tmp_path).save()
+    path = TrainingCheckpoint(gan, tmp_path / "run").save()
     assert path.endswith("ckpt-3")
+    (tmp_path / "run").rename(tmp_path / "moved")  # a moved run directory still resumes
     other = make_gan(tiny_generator, ema_decay=0.5)
-    assert TrainingCheckpoint(other, tmp_path).restore_latest() == 3
+    assert TrainingCheckpoint(other, tmp_path / "moved").restore_latest() == 3
     for a, b in zip(gan.variables, other.variables, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     for opt_a, opt_b in ((gan.g_optimizer, other.g_optimizer), (gan.d_optimizer, other.d_optimizer)):

@@ -75,7 +75,10 @@ class TrainingCheckpoint:
         state = tf.train.get_checkpoint_state(self.directory)
         kept = [p for p in (state.all_model_checkpoint_paths if state else []) if p != path] + [path]
         dropped, kept = kept[:-self.max_to_keep], kept[-self.max_to_keep:]
-        tf.compat.v1.train.update_checkpoint_state(self.directory, path, all_model_checkpoint_paths=kept)
+        # Names relative to the directory: a run directory that is moved, or mounted elsewhere by another
+        # worker, still resumes (tf.train reads them relative to the directory it is given).
+        relative = [os.path.relpath(p, self.directory) for p in kept]
+        tf.compat.v1.train.update_checkpoint_state(self.directory, relative[-1], all_model_checkpoint_paths=relative)
         for old in dropped:
             for name in tf.io.gfile.glob(old + ".*"):
                 tf.io.gfile.remove(name)
